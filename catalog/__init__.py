@@ -1,0 +1,1 @@
+"""catalog: categories, products, variants, prices, stock, reservations, images. Public: services, events."""

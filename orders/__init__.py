@@ -1,0 +1,1 @@
+"""orders: orders, line snapshots, status history, fulfilment, shipments, returns. Public: services, events."""

@@ -1,0 +1,1 @@
+"""payments: payments, transactions, gateway adapters. Knows nothing of orders. Public: services, events."""

@@ -1,0 +1,1 @@
+"""recommendations: co-purchase statistics, similar items, recently viewed. Public: services, events."""

@@ -1,0 +1,1 @@
+"""shop: the storefront pages, the cart and the checkout. Public: services, events."""
