@@ -1,0 +1,95 @@
+"""A real `celery worker` process, fed through Redis, writing to the PostgreSQL test database."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.db import connection
+
+from accounts.services import user_register
+from config.celery import app as celery_app
+from kernel.models import OutboxEvent, ProcessedEvent, WorkerHeartbeat
+from kernel.tasks import worker_heartbeat
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
+
+
+def _test_database_url() -> str:
+    s = connection.settings_dict
+    auth = quote(s["USER"] or "")
+    if s.get("PASSWORD"):
+        auth += ":" + quote(s["PASSWORD"])
+    host = s["HOST"] or "127.0.0.1"
+    return f"postgres://{auth}@{host}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+def wait_for(check: Callable[[], bool], timeout: float, what: str, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}; worker log:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture
+def worker(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """Start a worker on a queue of its own, so a developer's `make worker` cannot take these tasks."""
+    queue = f"test-{uuid.uuid4().hex[:10]}"
+    log = tmp_path / "worker.log"
+    env = {
+        **os.environ,
+        "DATABASE_URL": _test_database_url(),
+        "CELERY_QUEUE": queue,
+        "DEBUG": "1",
+        "EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend",
+    }
+    command = [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "--queues", queue,
+               "--hostname", f"{queue}@%h", "--without-gossip", "--without-mingle", "--loglevel=INFO"]  # fmt: skip
+    with log.open("wb") as out:
+        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    saved = {key: celery_app.conf[key] for key in ("task_always_eager", "task_default_queue")}
+    celery_app.conf.update(task_always_eager=False, task_default_queue=queue)
+    try:
+        wait_for(lambda: b"ready." in log.read_bytes() or proc.poll() is not None, 60, "the worker to start", log)
+        assert proc.poll() is None, f"worker exited with {proc.returncode}:\n{log.read_text()[-3000:]}"
+        yield queue, log
+    finally:
+        celery_app.conf.update(saved)
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        connection.close()
+
+
+def test_task_sent_through_redis_runs_on_the_worker_and_writes_to_postgres(worker):
+    queue, log = worker
+    worker_heartbeat.delay()
+    wait_for(lambda: WorkerHeartbeat.objects.filter(worker__startswith=queue).exists(), 60, "the heartbeat row", log)
+
+
+def test_domain_event_goes_from_the_outbox_through_redis_to_a_worker_consumer(worker):
+    _, log = worker
+    user = user_register(email="New.Customer@Example.com", password="a-long-enough-passphrase")
+
+    event = OutboxEvent.objects.get(name="accounts.user.registered.v1", payload__user_id=user.id)
+    wait_for(
+        lambda: OutboxEvent.objects.filter(pk=event.pk, delivered_at__isnull=False).exists(),
+        60,
+        "the worker to apply the event",
+        log,
+    )
+    assert ProcessedEvent.objects.filter(event_id=event.pk, consumer="accounts.send_welcome_email").count() == 1
+    assert "Welcome to" in log.read_text(), "the welcome email was sent by the worker (console backend)"
