@@ -1,0 +1,57 @@
+# The shop's commands. A newcomer needs two: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+PYTEST_ARGS ?=
+
+# Development defaults; anything set in the environment wins.
+run test worker beat bench: export DEBUG ?= 1
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test lint worker beat bench lock clean
+
+help: ## list the commands
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(BIN)/.installed: requirements-dev.lock
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed, found " + sys.version.split()[0] + ": run make with PYTHON=python3.11")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.lock
+	@mkdir -p var/static var/media
+	@touch $@
+
+install: $(BIN)/.installed ## create the virtualenv and install the locked requirements
+
+run: install ## migrate, load the demo shop and serve it on http://127.0.0.1:8000 (SQLite, no Redis needed)
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py demo_setup
+	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+test: install lint ## ruff, import-linter and the whole pytest suite
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install ## ruff (lint and format) and the module-boundary contracts
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+worker: install ## a Celery worker (needs REDIS_URL)
+	@test -n "$$REDIS_URL$$CELERY_BROKER_URL" || { echo "make worker needs REDIS_URL (without it tasks run in-process)"; exit 2; }
+	$(BIN)/celery -A config worker --loglevel=INFO
+
+beat: install ## the Celery scheduler for periodic tasks (needs REDIS_URL)
+	@test -n "$$REDIS_URL$$CELERY_BROKER_URL" || { echo "make beat needs REDIS_URL"; exit 2; }
+	$(BIN)/celery -A config beat --loglevel=INFO --schedule var/celerybeat-schedule
+
+bench: install ## serve with gunicorn, drive load with wrk, print req/s, p50 and p99
+	$(BIN)/python bench/run.py
+
+lock: install ## re-resolve requirements.lock and requirements-dev.lock from pyproject.toml
+	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --no-header --annotation-style line -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --no-header --annotation-style line -o requirements-dev.lock
+
+clean: ## remove the virtualenv and local data (var/)
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -1,0 +1,72 @@
+"""The shop as a person sees it: headless Chromium against a live server. Screenshots go to var/test-artifacts/."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from django.conf import settings
+
+from tests.conftest import CHROMIUM
+from tests.factories import DEFAULT_PASSWORD, SuperuserFactory
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
+
+
+@pytest.fixture
+def page() -> Iterator:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        context = browser.new_context(viewport={"width": 1280, "height": 860})
+        yield context.new_page()
+        browser.close()
+
+
+def test_home_page_looks_like_a_shop_and_works_with_the_keyboard(live_server, page, artifacts):
+    from playwright.sync_api import expect
+
+    page.goto(live_server.url + "/")
+    expect(page).to_have_title(re.compile(settings.SHOP_NAME))
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"Welcome to {settings.SHOP_NAME}")
+    stylesheet_applied = page.evaluate("getComputedStyle(document.querySelector('.hero')).backgroundImage")
+    assert "gradient" in stylesheet_applied, "the shop's stylesheet is served and applied"
+    page.screenshot(path=artifacts / "home-desktop.png", full_page=True)
+
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent.trim()") == "Skip to content"
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main"
+
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(live_server.url + "/")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390, "no sideways scrolling on a phone"
+    page.screenshot(path=artifacts / "home-phone.png", full_page=True)
+
+
+def test_unknown_address_shows_the_shops_own_404(live_server, page, artifacts):
+    from playwright.sync_api import expect
+
+    response = page.goto(live_server.url + "/no-such-page/")
+    assert response is not None
+    assert response.status == 404
+    expect(page.get_by_role("heading", level=1)).to_have_text("We could not find that page")
+    page.get_by_role("link", name="Back to the shop").click()
+    expect(page).to_have_url(live_server.url + "/")
+
+
+def test_staff_member_signs_in_to_the_admin_with_an_email_address(live_server, page, artifacts):
+    from playwright.sync_api import expect
+
+    SuperuserFactory(email="boss@example.com")
+    page.goto(live_server.url + "/admin/")
+    page.get_by_label("Email address").fill("Boss@Example.com")
+    page.get_by_label("Password").fill(DEFAULT_PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.locator("#site-name")).to_contain_text(f"{settings.SHOP_NAME} administration")
+    expect(page.get_by_role("link", name="Outbox events")).to_be_visible()
+    page.screenshot(path=artifacts / "admin-index.png", full_page=True)
