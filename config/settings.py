@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django.contrib.sitemaps",
+    "django.contrib.postgres",
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -101,11 +102,13 @@ TEMPLATES = [
         "DIRS": [BASE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
+            "builtins": ["shop.templatetags.shop_tags"],
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "config.context_processors.shop",
+                "shop.context_processors.navigation",
             ],
         },
     },
@@ -263,6 +266,11 @@ USE_TZ = True
 # ---------------------------------------------------------------- shop
 SHOP_NAME = env_str("SHOP_NAME", "Northwind Goods")
 SHOP_CURRENCY = env_str("SHOP_CURRENCY", "EUR")
+# Seconds a rendered catalog page part is kept (0: off). On by default with Redis, where every process shares the
+# cache and catalog events can invalidate it; off without Redis (see shop/caching.py).
+SHOP_PAGE_CACHE_SECONDS = env_int("SHOP_PAGE_CACHE_SECONDS", 300 if REDIS_URL else 0)
+# Cache-Control max-age for catalog pages served to anonymous visitors (browsers and shared caches).
+SHOP_PUBLIC_MAX_AGE = env_int("SHOP_PUBLIC_MAX_AGE", 60)
 
 # ---------------------------------------------------------------- REST API
 REST_FRAMEWORK = {

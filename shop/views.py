@@ -1,20 +1,273 @@
-"""Storefront pages. Thin: they read through other modules' services and render templates."""
+"""Storefront pages. Thin: they read through catalog's services, cache what every visitor sees alike (shop.caching)
+and render templates. Bad input is explained on the page or answered with a 404, never a 500."""
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.template.loader import render_to_string
+from django.utils.cache import patch_cache_control
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_safe
+
+from catalog.services import (
+    PER_PAGE_CHOICES,
+    SORTS,
+    CategoryInfo,
+    CategoryNotFound,
+    ListingQuery,
+    PageOutOfRange,
+    ProductDetail,
+    ProductNotFound,
+    category_tree,
+    product_detail,
+    product_listing,
+    product_suggest,
+    products_featured,
+    products_newest,
+)
+from shop import caching
+from shop.forms import ListingForm, page_number, search_text
+
+
+@dataclass(frozen=True)
+class Part:
+    """The cacheable part of a page: the same for every visitor."""
+
+    title: str
+    head: str
+    body: str
+
+
+def _page(request: HttpRequest, part: Part, notices: list[str] | None = None) -> HttpResponse:
+    response = render(request, "shop/page.html", {"part": part, "notices": notices or []})
+    if request.user.is_authenticated or notices:
+        patch_cache_control(response, private=True, no_cache=True)
+    else:
+        patch_cache_control(response, public=True, max_age=settings.SHOP_PUBLIC_MAX_AGE)
+    return response
+
+
+def _render_part(name: str, context: dict) -> Part:
+    context = {"SHOP_NAME": settings.SHOP_NAME, **context}
+    return Part(
+        title=context["title"],
+        head=render_to_string(f"shop/parts/{name}_head.html", context),
+        body=render_to_string(f"shop/parts/{name}_body.html", context),
+    )
+
+
+def _query_string(query: ListingQuery, text: str = "") -> str:
+    """The canonical query string of a listing, without the page number."""
+    params: list[tuple[str, str]] = []
+    if text:
+        params.append(("q", text))
+    params += [("brand", b) for b in query.brands]
+    for key, values in query.options:
+        params += [(f"o_{key}", v) for v in values]
+    if query.price_min is not None:
+        params.append(("price_min", str(query.price_min)))
+    if query.price_max is not None:
+        params.append(("price_max", str(query.price_max)))
+    if query.in_stock:
+        params.append(("in_stock", "on"))
+    if query.sort != "relevance":
+        params.append(("sort", query.sort))
+    if query.per_page != 24:
+        params.append(("per_page", str(query.per_page)))
+    return urlencode(params)
+
+
+def _listing_context(query: ListingQuery, listing, text: str = "") -> dict:
+    qs = _query_string(query, text)
+    return {
+        "listing": listing,
+        "query": query,
+        "query_string": qs,
+        "page_prefix": f"?{qs}&page=" if qs else "?page=",
+        "sorts": SORTS,
+        "per_page_choices": PER_PAGE_CHOICES,
+        "filtered": bool(query.brands or query.options or query.in_stock or query.price_min or query.price_max),
+    }
 
 
 @require_safe
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "shop/home.html")
+    def build() -> Part:
+        tree = category_tree()
+        return _render_part(
+            "home",
+            {
+                "title": f"{settings.SHOP_NAME}: good things, delivered",
+                "sections": [(root, tree.children(root.id)) for root in tree.roots()],
+                "featured": products_featured(limit=8),
+                "newest": products_newest(limit=8),
+            },
+        )
+
+    return _page(request, caching.cached("home", (caching.LISTING,), build))
+
+
+@require_safe
+def category(request: HttpRequest, slug: str) -> HttpResponse:
+    tree = category_tree()
+    try:
+        node = tree.get(slug=slug)
+    except CategoryNotFound:
+        raise Http404("No such category") from None
+    page = page_number(request.GET)
+    if page is None:
+        raise Http404("No such page")
+    form = ListingForm(request.GET)
+    query = form.listing_query(page)
+
+    def build() -> Part:
+        try:
+            listing = product_listing(query=query, category_id=node.id)
+        except PageOutOfRange:
+            raise Http404("No such page") from None
+        return _render_part(
+            "category",
+            {
+                "title": node.name if page == 1 else f"{node.name} (page {page})",
+                "category": node,
+                "breadcrumbs": tree.ancestors(node.id),
+                "children": tree.children(node.id),
+                **_listing_context(query, listing),
+            },
+        )
+
+    part = caching.cached(f"category:{node.id}:{query!r}", (caching.LISTING,), build)
+    return _page(request, part, form.errors_text())
+
+
+@require_safe
+def search(request: HttpRequest) -> HttpResponse:
+    text, shortened = search_text(request.GET)
+    page = page_number(request.GET)
+    if page is None:
+        raise Http404("No such page")
+    form = ListingForm(request.GET)
+    query = form.listing_query(page)
+    notices = form.errors_text()
+    if shortened:
+        notices.insert(0, "Your search was very long: only its first 200 characters were used.")
+
+    def build() -> Part:
+        listing = None
+        if text:
+            try:
+                listing = product_listing(query=query, text=text)
+            except PageOutOfRange:
+                raise Http404("No such page") from None
+        return _render_part(
+            "search",
+            {
+                "title": f"Search: {text}" if text else "Search",
+                "text": text,
+                **_listing_context(query, listing, text),
+            },
+        )
+
+    part = caching.cached(f"search:{text.lower()}:{query!r}", (caching.LISTING,), build)
+    return _page(request, part, notices)
+
+
+@require_safe
+@cache_control(public=True, max_age=60)
+def suggest(request: HttpRequest) -> JsonResponse:
+    text, _ = search_text(request.GET)
+
+    def build() -> list[dict[str, str]]:
+        return [{"title": s.title, "url": s.url, "kind": s.kind} for s in product_suggest(text=text, limit=8)]
+
+    suggestions = caching.cached(f"suggest:{text.lower()}", (caching.LISTING,), build) if len(text) >= 2 else []
+    return JsonResponse({"query": text, "suggestions": suggestions})
+
+
+@require_safe
+def product(request: HttpRequest, slug: str) -> HttpResponse:
+    raw_variant = request.GET.get("variant", "")
+    wanted = int(raw_variant) if raw_variant.isdigit() and len(raw_variant) < 12 else None
+
+    def build() -> Part:
+        try:
+            detail = product_detail(slug=slug)
+        except ProductNotFound:
+            raise Http404("No such product") from None
+        chosen = next((v for v in detail.variants if v.id == wanted), None) or next(
+            (v for v in detail.variants if v.in_stock), detail.variants[0] if detail.variants else None
+        )
+        breadcrumbs = category_tree().ancestors(detail.category_id)
+        origin = request.build_absolute_uri("/").rstrip("/")
+        canonical = origin + detail.url
+        return _render_part(
+            "product",
+            {
+                "title": detail.title,
+                "product": detail,
+                "chosen": chosen,
+                "breadcrumbs": breadcrumbs,
+                "canonical": canonical,
+                "origin": origin,
+                "product_ld": _product_ld(detail, canonical, origin),
+                "breadcrumb_ld": _breadcrumb_ld(breadcrumbs, detail.title, origin),
+            },
+        )
+
+    key = f"product:{slug}:{wanted or ''}:{request.get_host()}"
+    part = caching.cached(key, (caching.LISTING, caching.product_key(slug)), build)
+    return _page(request, part)
+
+
+def _product_ld(detail: ProductDetail, canonical: str, origin: str) -> dict:
+    """schema.org Product data for search engines."""
+    data: dict = {
+        "@context": "https://schema.org",
+        "@type": "Product",
+        "name": detail.title,
+        "description": detail.description,
+        "url": canonical,
+        "image": [origin + image.large_url for image in detail.images],
+        "offers": [
+            {
+                "@type": "Offer",
+                "sku": v.sku,
+                "name": v.label,
+                "price": str(v.price),
+                "priceCurrency": v.currency,
+                "availability": f"https://schema.org/{'InStock' if v.in_stock else 'OutOfStock'}",
+                "url": f"{canonical}?variant={v.id}",
+            }
+            for v in detail.variants
+        ],
+    }
+    if detail.brand:
+        data["brand"] = {"@type": "Brand", "name": detail.brand}
+    return data
+
+
+def _breadcrumb_ld(breadcrumbs: tuple[CategoryInfo, ...], title: str, origin: str) -> dict:
+    items = [{"@type": "ListItem", "position": 1, "name": "Home", "item": origin + "/"}]
+    for crumb in breadcrumbs:
+        items.append({"@type": "ListItem", "position": len(items) + 1, "name": crumb.name, "item": origin + crumb.url})
+    items.append({"@type": "ListItem", "position": len(items) + 1, "name": title})
+    return {"@context": "https://schema.org", "@type": "BreadcrumbList", "itemListElement": items}
 
 
 @require_safe
 @cache_control(public=True, max_age=3600)
 def robots_txt(request: HttpRequest) -> HttpResponse:
-    lines = ["User-agent: *", "Disallow: /admin/", "Disallow: /api/", ""]
+    lines = [
+        "User-agent: *",
+        "Disallow: /admin/",
+        "Disallow: /api/",
+        "Disallow: /search/",
+        f"Sitemap: {request.build_absolute_uri('/sitemap.xml')}",
+        "",
+    ]
     return HttpResponse("\n".join(lines), content_type="text/plain")

@@ -61,6 +61,17 @@ def _fast_passwords(settings) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _fresh_cache(settings):
+    """Each test starts with an empty cache of its own (a shared Redis would carry state between tests).
+    Page caching is off unless a test turns it on; the tests of caching with Redis do so explicitly."""
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "tests"}}
+    settings.SHOP_PAGE_CACHE_SECONDS = 0
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _tasks_in_process():
     """Tasks run in-process in tests, whatever REDIS_URL says; the worker tests switch this off."""
     from config.celery import app

@@ -1,0 +1,417 @@
+"""A believable demo catalog: nested categories, brands, products with variants, stock and generated images.
+
+Product number i is built from its own random generator seeded with (seed, i), so the same seed always gives the
+same catalog, and seeding 20,000 after 1,000 only adds the 19,000 missing ones. Images come from a pool drawn
+with Pillow (one per kind of product and colour) and shared by the products that look alike.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.utils.text import slugify
+from PIL import Image, ImageDraw
+
+from catalog.images import encode_jpeg, make_renditions
+from catalog.models import Brand, Category, Product, ProductImage, StockItem, Variant
+from catalog.services import refresh_products
+
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+BATCH = 500
+
+COLOURS = {
+    "Black": (34, 34, 38),
+    "White": (236, 236, 232),
+    "Navy": (31, 45, 84),
+    "Grey": (128, 132, 138),
+    "Red": (190, 45, 45),
+    "Forest": (46, 110, 70),
+    "Sky": (80, 150, 210),
+    "Sand": (214, 194, 158),
+    "Olive": (112, 116, 62),
+    "Rose": (222, 140, 160),
+    "Mustard": (220, 170, 40),
+    "Teal": (30, 128, 128),
+    "Orange": (226, 118, 40),
+    "Silver": (186, 188, 194),
+}
+
+
+@dataclass(frozen=True)
+class Kind:
+    nouns: tuple[str, ...]
+    shape: str
+    price: tuple[int, int]
+    sizes: tuple[str, ...] = ()
+    size_label: str = "Size"
+    colours: tuple[str, ...] = ("Black", "Navy", "Grey", "White")
+    materials: tuple[str, ...] = ("Cotton",)
+    weight: tuple[int, int] = (150, 600)
+
+
+APPAREL = ("Black", "White", "Navy", "Grey", "Red", "Forest", "Sand", "Olive", "Rose", "Mustard", "Teal")
+KINDS = {
+    "tops": Kind(("T-shirt", "Polo shirt", "Henley", "Long-sleeve tee", "Tank top"), "shirt", (12, 55),
+                 ("XS", "S", "M", "L", "XL", "XXL"), colours=APPAREL,
+                 materials=("Organic cotton", "Cotton", "Linen blend", "Merino wool"), weight=(120, 300)),
+    "outer": Kind(("Jacket", "Parka", "Windbreaker", "Rain jacket", "Fleece", "Puffer jacket"), "jacket", (55, 280),
+                  ("XS", "S", "M", "L", "XL", "XXL"), colours=("Black", "Navy", "Olive", "Forest", "Sand", "Red"),
+                  materials=("Recycled polyester", "Waxed cotton", "Nylon", "Wool blend"), weight=(400, 1400)),
+    "trousers": Kind(("Chinos", "Jeans", "Joggers", "Cargo trousers", "Shorts"), "trousers", (25, 120),
+                     ("28", "30", "32", "34", "36", "38"), "Waist", ("Navy", "Black", "Sand", "Olive", "Grey"),
+                     ("Denim", "Cotton twill", "Stretch cotton"), (300, 800)),
+    "dresses": Kind(("Wrap dress", "Midi dress", "Shirt dress", "Sundress", "Knit dress"), "dress", (35, 160),
+                    ("XS", "S", "M", "L", "XL"), colours=("Black", "Navy", "Rose", "Forest", "Mustard", "Red"),
+                    materials=("Viscose", "Linen", "Cotton poplin", "Jersey"), weight=(200, 500)),
+    "shoes": Kind(("Running shoe", "Trail shoe", "Sneaker", "Leather boot", "Walking shoe"), "shoe", (45, 210),
+                  ("38", "39", "40", "41", "42", "43", "44", "45", "46"), "EU size",
+                  ("Black", "White", "Grey", "Navy", "Orange", "Teal"), ("Mesh", "Leather", "Suede", "Canvas"),
+                  (500, 1200)),
+    "headphones": Kind(("Wireless headphones", "Noise-cancelling headphones", "Studio headphones"), "headphones",
+                       (40, 420), colours=("Black", "White", "Silver", "Navy"),
+                       materials=("Aluminium", "Plastic", "Leatherette"), weight=(180, 350)),
+    "speakers": Kind(("Bluetooth speaker", "Smart speaker", "Bookshelf speaker", "Soundbar"), "speaker", (30, 500),
+                     colours=("Black", "Grey", "Teal", "Red", "Silver"), materials=("Fabric", "Aluminium", "Wood"),
+                     weight=(300, 4000)),
+    "earbuds": Kind(("Wireless earbuds", "Sport earbuds", "In-ear monitors"), "earbuds", (25, 280),
+                    colours=("Black", "White", "Silver", "Sky"), materials=("Plastic",), weight=(40, 90)),
+    "chargers": Kind(("USB-C charger", "Power bank", "Wireless charging pad", "Charging cable"), "powerbank",
+                     (9, 90), colours=("Black", "White", "Grey"), materials=("Plastic", "Aluminium"),
+                     weight=(30, 400)),
+    "pans": Kind(("Frying pan", "Saucepan", "Sauté pan", "Wok", "Casserole"), "pan", (18, 180),
+                 ("20 cm", "24 cm", "28 cm"), "Diameter", ("Black", "Silver", "Red", "Teal"),
+                 ("Cast iron", "Stainless steel", "Carbon steel", "Ceramic non-stick"), (700, 3500)),
+    "knives": Kind(("Chef's knife", "Santoku knife", "Bread knife", "Paring knife"), "knife", (15, 190),
+                   colours=("Black", "Silver"), materials=("Damascus steel", "Stainless steel", "Ceramic"),
+                   weight=(80, 300)),
+    "cushions": Kind(("Cushion cover", "Throw blanket", "Floor cushion"), "cushion", (12, 90),
+                     ("45 x 45 cm", "50 x 50 cm", "60 x 60 cm"), "Size",
+                     ("Sand", "Mustard", "Teal", "Rose", "Grey", "Forest"), ("Linen", "Velvet", "Wool", "Cotton"),
+                     (200, 1200)),
+    "lamps": Kind(("Table lamp", "Floor lamp", "Desk lamp", "Pendant light"), "lamp", (25, 320),
+                  colours=("Black", "White", "Mustard", "Teal", "Sand"), materials=("Brass", "Ceramic", "Rattan"),
+                  weight=(700, 5000)),
+    "fitness": Kind(("Yoga mat", "Dumbbell set", "Kettlebell", "Resistance bands", "Foam roller"), "dumbbell",
+                    (10, 160), colours=("Black", "Teal", "Rose", "Grey", "Orange"),
+                    materials=("Natural rubber", "Cast iron", "TPE"), weight=(300, 12000)),
+    "camping": Kind(("Two-person tent", "Sleeping bag", "Camping stove", "Trekking poles", "Headlamp"), "tent",
+                    (20, 450), colours=("Orange", "Forest", "Olive", "Sky"),
+                    materials=("Ripstop nylon", "Aluminium", "Down"), weight=(150, 3500)),
+    "garden": Kind(("Watering can", "Planter", "Pruning shears", "Garden hose", "Raised bed"), "planter", (8, 140),
+                   colours=("Forest", "Grey", "Sand", "Teal", "Black"), materials=("Galvanised steel", "Terracotta",
+                                                                                    "Recycled plastic", "Cedar"),
+                   weight=(300, 9000)),
+}  # fmt: skip
+
+# (name, children) or (name, kind) for leaves
+TREE: list[tuple[str, object]] = [
+    ("Clothing", [
+        ("Men", [("Men's T-shirts", "tops"), ("Men's jackets", "outer"), ("Men's trousers", "trousers")]),
+        ("Women", [("Women's tops", "tops"), ("Dresses", "dresses"), ("Women's jackets", "outer"),
+                   ("Women's jeans", "trousers")]),
+        ("Kids", [("Kids' T-shirts", "tops"), ("Kids' jackets", "outer")]),
+    ]),
+    ("Shoes", [("Running", "shoes"), ("Sneakers", "shoes"), ("Boots", "shoes")]),
+    ("Electronics", [
+        ("Audio", [("Headphones", "headphones"), ("Speakers", "speakers"), ("Earbuds", "earbuds")]),
+        ("Chargers & power", "chargers"),
+    ]),
+    ("Home & kitchen", [
+        ("Cookware", [("Pans & pots", "pans"), ("Knives", "knives")]),
+        ("Decor", [("Cushions & throws", "cushions"), ("Lighting", "lamps")]),
+    ]),
+    ("Sports & outdoors", [("Fitness", "fitness"), ("Camping", "camping")]),
+    ("Garden", [("Garden tools & planters", "garden")]),
+]  # fmt: skip
+
+BRANDS = [
+    "Northwind", "Alder & Co", "Bluefjord", "Copperleaf", "Driftwood", "Emberline", "Fernhill", "Granite Peak",
+    "Harbor Lane", "Ironbark", "Juniper", "Kestrel", "Lumen", "Meridian", "Nordvik", "Oakridge", "Pinecrest",
+    "Quillon", "Riverstone", "Saltmarsh", "Tidewater", "Umbra", "Vantage", "Willow & Wren", "Yarrow", "Zephyr",
+    "Soundwave", "Voltix", "Forge & Flame", "Terrafirm",
+]  # fmt: skip
+ADJECTIVES = ["Classic", "Essential", "Everyday", "Premium", "Lightweight", "Heritage", "Urban", "Trail", "Pro",
+              "Studio", "Compact", "Signature", "Modern", "Relaxed", "Performance", "Eco"]  # fmt: skip
+QUALITIES = ["easy to care for", "light to carry", "comfortable from the first use", "covered by a two-year guarantee"]
+ORIGINS = ["Portugal", "Italy", "Vietnam", "Turkey", "Germany", "Japan", "Sweden", "India", "Taiwan", "Poland"]
+CARE = {
+    "default": "Wipe clean with a damp cloth.",
+    "textile": "Machine wash at 30 °C. Do not tumble dry.",
+    "cookware": "Hand wash and dry at once. Oil lightly after use.",
+}
+
+
+@dataclass(frozen=True)
+class Leaf:
+    category_id: int
+    kind_name: str
+
+
+@dataclass(frozen=True)
+class SeedResult:
+    created: int
+    existing: int
+    categories: int
+    brands: int
+
+
+# ---------------------------------------------------------------- structure
+
+
+def _ensure_categories() -> list[Leaf]:
+    leaves: list[Leaf] = []
+
+    def walk(nodes: list[tuple[str, object]], parent: Category | None, prefix: str) -> None:
+        for position, (name, content) in enumerate(nodes):
+            slug = slugify(name) if parent is None else slugify(f"{prefix} {name}")[:140]
+            category, _ = Category.objects.get_or_create(
+                slug=slug,
+                defaults={"name": name, "parent": parent, "position": position,
+                          "description": f"Our selection of {name.lower()}."},
+            )  # fmt: skip
+            if isinstance(content, list):
+                walk(content, category, slug)
+            else:
+                leaves.append(Leaf(category.pk, str(content)))
+
+    walk(TREE, None, "")
+    return leaves
+
+
+def _ensure_brands() -> list[Brand]:
+    existing = {b.slug: b for b in Brand.objects.all()}
+    missing = [Brand(name=n, slug=slugify(n)) for n in BRANDS if slugify(n) not in existing]
+    Brand.objects.bulk_create(missing)
+    by_slug = {b.slug: b for b in Brand.objects.filter(slug__in=[slugify(n) for n in BRANDS])}
+    return [by_slug[slugify(n)] for n in BRANDS]
+
+
+# ---------------------------------------------------------------- images
+
+
+def _draw_shape(draw: ImageDraw.ImageDraw, shape: str, fill: tuple[int, int, int], line: tuple[int, int, int]) -> None:
+    w = 6
+    if shape in ("shirt", "jacket"):
+        body = [(250, 200), (330, 160), (470, 160), (550, 200), (640, 300), (580, 360), (540, 330), (540, 640),
+                (260, 640), (260, 330), (220, 360), (160, 300)]  # fmt: skip
+        if shape == "jacket":
+            body = [(250, 200), (330, 160), (470, 160), (550, 200), (650, 560), (590, 580), (540, 380), (540, 650),
+                    (260, 650), (260, 380), (210, 580), (150, 560)]  # fmt: skip
+        draw.polygon(body, fill=fill, outline=line, width=w)
+        draw.arc((345, 120, 455, 220), 20, 160, fill=line, width=w)
+        if shape == "jacket":
+            draw.line((400, 200, 400, 650), fill=line, width=w)
+    elif shape == "trousers":
+        draw.polygon([(270, 150), (530, 150), (560, 650), (430, 650), (400, 330), (370, 650), (240, 650)],
+                     fill=fill, outline=line, width=w)  # fmt: skip
+    elif shape == "dress":
+        draw.polygon([(330, 150), (470, 150), (480, 330), (600, 650), (200, 650), (320, 330)],
+                     fill=fill, outline=line, width=w)  # fmt: skip
+    elif shape == "shoe":
+        draw.polygon([(150, 520), (180, 380), (300, 360), (420, 430), (600, 470), (650, 540), (640, 580),
+                      (160, 580)], fill=fill, outline=line, width=w)  # fmt: skip
+        draw.line((160, 560, 640, 560), fill=line, width=w)
+    elif shape == "headphones":
+        draw.arc((220, 160, 580, 520), 180, 360, fill=line, width=28)
+        draw.rounded_rectangle((190, 360, 290, 560), 30, fill=fill, outline=line, width=w)
+        draw.rounded_rectangle((510, 360, 610, 560), 30, fill=fill, outline=line, width=w)
+    elif shape == "speaker":
+        draw.rounded_rectangle((260, 150, 540, 650), 40, fill=fill, outline=line, width=w)
+        draw.ellipse((320, 380, 480, 540), outline=line, width=w)
+        draw.ellipse((365, 220, 435, 290), outline=line, width=w)
+    elif shape == "earbuds":
+        for x in (260, 440):
+            draw.ellipse((x, 300, x + 110, 410), fill=fill, outline=line, width=w)
+            draw.rounded_rectangle((x + 35, 390, x + 75, 560), 18, fill=fill, outline=line, width=w)
+    elif shape == "powerbank":
+        draw.rounded_rectangle((280, 180, 520, 620), 36, fill=fill, outline=line, width=w)
+        for i in range(4):
+            draw.rectangle((350 + i * 28, 260, 368 + i * 28, 280), fill=line)
+    elif shape == "pan":
+        draw.ellipse((150, 250, 500, 600), fill=fill, outline=line, width=w)
+        draw.ellipse((200, 300, 450, 550), outline=line, width=w)
+        draw.rounded_rectangle((490, 395, 690, 455), 20, fill=line)
+    elif shape == "knife":
+        draw.polygon([(140, 430), (520, 380), (560, 430), (520, 470)], fill=fill, outline=line, width=w)
+        draw.rounded_rectangle((540, 405, 690, 455), 16, fill=line)
+    elif shape == "cushion":
+        draw.rounded_rectangle((200, 220, 600, 580), 60, fill=fill, outline=line, width=w)
+        draw.line((260, 280, 540, 520), fill=line, width=3)
+    elif shape == "lamp":
+        draw.polygon([(300, 180), (500, 180), (560, 380), (240, 380)], fill=fill, outline=line, width=w)
+        draw.rectangle((390, 380, 410, 600), fill=line)
+        draw.ellipse((300, 590, 500, 650), fill=line)
+    elif shape == "dumbbell":
+        draw.rectangle((250, 385, 550, 415), fill=line)
+        for x in (190, 530):
+            draw.rounded_rectangle((x, 290, x + 80, 510), 16, fill=fill, outline=line, width=w)
+    elif shape == "tent":
+        draw.polygon([(400, 180), (660, 620), (140, 620)], fill=fill, outline=line, width=w)
+        draw.polygon([(400, 380), (470, 620), (330, 620)], fill=line)
+    else:  # planter
+        draw.polygon([(260, 380), (540, 380), (500, 640), (300, 640)], fill=fill, outline=line, width=w)
+        draw.ellipse((330, 230, 400, 380), fill=(60, 140, 70))
+        draw.ellipse((400, 200, 470, 380), fill=(70, 160, 80))
+
+
+def _pool_image(kind_name: str, colour: str, cache: dict[tuple[str, str], tuple[str, str]]) -> tuple[str, str]:
+    """(original, listing rendition) storage names of the pool picture for this kind and colour."""
+    key = (kind_name, colour)
+    if key in cache:
+        return cache[key]
+    name = f"products/demo/{kind_name}-{slugify(colour)}.jpg"
+    listing = name.removesuffix(".jpg") + ".listing.jpg"
+    if not (default_storage.exists(name) and default_storage.exists(listing)):
+        rgb = COLOURS[colour]
+        background = tuple(int(c * 0.12 + 255 * 0.88) for c in rgb)
+        line = tuple(max(0, int(c * 0.55)) for c in rgb) if sum(rgb) > 200 else (90, 90, 96)
+        image = Image.new("RGB", (800, 800), background)
+        draw = ImageDraw.Draw(image)
+        draw.ellipse((120, 690, 680, 740), fill=tuple(int(c * 0.9) for c in background))
+        _draw_shape(draw, KINDS[kind_name].shape, rgb, line)
+        if default_storage.exists(name):
+            default_storage.delete(name)
+        name = default_storage.save(name, ContentFile(encode_jpeg(image)))
+        listing = make_renditions(name)["listing"]
+    cache[key] = (name, listing)
+    return cache[key]
+
+
+# ---------------------------------------------------------------- products
+
+
+def _price(rng: random.Random, low: int, high: int) -> Decimal:
+    value = rng.uniform(low, high)
+    whole = int(value)
+    cents = rng.choice(["99", "95", "00", "50"])
+    return Decimal(f"{max(whole, 1)}.{cents}")
+
+
+def _build(
+    i: int, seed: int, leaves: list[Leaf], brands: list[Brand]
+) -> tuple[Product, list[Variant], list[str], list[int]]:
+    rng = random.Random(f"{seed}:{i}")
+    leaf = leaves[rng.randrange(len(leaves))]
+    kind = KINDS[leaf.kind_name]
+    kind_brands = random.Random(f"{seed}:{leaf.kind_name}").sample(brands, 8)
+    brand = rng.choice(kind_brands)
+    noun = rng.choice(kind.nouns)
+    adjective = rng.choice(ADJECTIVES)
+    material = rng.choice(kind.materials)
+    title = f"{brand.name} {adjective} {noun}"
+    code = f"{i:x}"
+    colours = rng.sample(kind.colours, k=min(len(kind.colours), rng.randint(1, 3)))
+    sizes = list(kind.sizes)
+    if sizes and len(sizes) > 4:
+        start = rng.randint(0, 1)
+        sizes = sizes[start : start + rng.randint(4, len(sizes) - start)]
+    base = _price(rng, *kind.price)
+    on_sale = rng.random() < 0.2
+    published = EPOCH + timedelta(days=rng.randint(0, 320), minutes=rng.randint(0, 1440))
+    care = CARE["textile" if material in ("Cotton", "Organic cotton", "Linen", "Merino wool", "Jersey") else
+                "cookware" if leaf.kind_name == "pans" else "default"]  # fmt: skip
+    product = Product(
+        title=title,
+        slug=f"{slugify(title)}-{code}",
+        brand=brand,
+        category_id=leaf.category_id,
+        description=(
+            f"The {adjective.lower()} {noun.lower()} from {brand.name}, made of {material.lower()}. "
+            f"{rng.choice(['Built to last', 'Designed for every day', 'Made in small batches', 'Tested by our team'])}"
+            f" and {rng.choice(QUALITIES)}."
+        ),
+        attributes={"Material": material, "Care": care, "Made in": rng.choice(ORIGINS)},
+        is_featured=rng.random() < 0.04,
+        popularity=int(rng.paretovariate(1.2) * 10) % 10000,
+        created_at=published,
+        published_at=published,
+        currency=settings.SHOP_CURRENCY,
+    )
+    variants = []
+    combos = list(itertools.product(colours, sizes or [None]))
+    for position, (colour, size) in enumerate(combos):
+        options = {"Colour": colour}
+        if size is not None:
+            options[kind.size_label] = size
+        premium = Decimal("5.00") if size in ("XXL", "3XL", "28 cm", "60 x 60 cm") else Decimal(0)
+        price = base + premium
+        variants.append(
+            Variant(
+                sku=f"D{seed}-{i:06d}-{position:02d}",
+                options=options,
+                price=price,
+                compare_at_price=(price * Decimal("1.25")).quantize(Decimal("1.00")) if on_sale else None,
+                currency=settings.SHOP_CURRENCY,
+                weight_grams=rng.randint(*kind.weight),
+                position=position,
+            )
+        )
+    stock = [0 if rng.random() < 0.12 else rng.randint(1, 60) for _ in variants]
+    return product, variants, colours, stock
+
+
+def seed(*, products: int, seed: int = 1, progress: Callable[[int], None] | None = None) -> SeedResult:
+    """Make sure demo products 0 .. products-1 of this seed exist. Idempotent."""
+    leaves = _ensure_categories()
+    brands = _ensure_brands()
+    prefix = f"D{seed}-"
+    existing_numbers = {
+        int(sku.split("-")[1])
+        for sku in Variant.objects.filter(sku__startswith=prefix, position=0).values_list("sku", flat=True)
+    }
+    todo = [i for i in range(products) if i not in existing_numbers]
+    images: dict[tuple[str, str], tuple[str, str]] = {}
+    for batch in _chunks(todo, BATCH):
+        _create_batch(batch, seed, leaves, brands, images)
+        if progress:
+            progress(len(batch))
+    return SeedResult(
+        created=len(todo),
+        existing=products - len(todo),
+        categories=Category.objects.count(),
+        brands=len(brands),
+    )
+
+
+def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+@transaction.atomic
+def _create_batch(
+    numbers: list[int],
+    seed: int,
+    leaves: list[Leaf],
+    brands: list[Brand],
+    images: dict[tuple[str, str], tuple[str, str]],
+) -> None:
+    built = [_build(i, seed, leaves, brands) for i in numbers]
+    Product.objects.bulk_create([p for p, _, _, _ in built])
+    variants, stock, pictures = [], [], []
+    kind_of = {leaf.category_id: leaf.kind_name for leaf in leaves}
+    for product, product_variants, colours, levels in built:
+        for v, level in zip(product_variants, levels, strict=True):
+            v.product = product
+            variants.append(v)
+            stock.append(level)
+        kind_name = kind_of[product.category_id]
+        for position, colour in enumerate(colours):
+            original, listing = _pool_image(kind_name, colour, images)
+            pictures.append(
+                ProductImage(product=product, image=original, listing=listing, large=original,
+                             alt_text=f"{product.title} in {colour.lower()}", position=position)
+            )  # fmt: skip
+    Variant.objects.bulk_create(variants)
+    StockItem.objects.bulk_create([StockItem(variant=v, on_hand=n) for v, n in zip(variants, stock, strict=True)])
+    ProductImage.objects.bulk_create(pictures)
+    refresh_products(product_ids=[p.pk for p, _, _, _ in built], publish_events=False)

@@ -1,0 +1,92 @@
+/* Small enhancements; every page works without them. */
+(function () {
+  "use strict";
+
+  // Filter and sort forms apply as soon as something changes.
+  document.querySelectorAll("form[data-autosubmit]").forEach(function (form) {
+    form.addEventListener("change", function (event) {
+      if (event.target.type === "number") return; // prices apply on Enter or the button
+      form.requestSubmit ? form.requestSubmit() : form.submit();
+    });
+  });
+
+  // Product gallery: thumbnails swap the main picture.
+  var main = document.getElementById("gallery-main");
+  document.querySelectorAll(".thumb").forEach(function (thumb) {
+    thumb.addEventListener("click", function (event) {
+      if (!main) return;
+      event.preventDefault();
+      main.src = thumb.dataset.large;
+      main.alt = thumb.dataset.alt;
+      document.querySelectorAll(".thumb").forEach(function (t) { t.removeAttribute("aria-current"); });
+      thumb.setAttribute("aria-current", "true");
+    });
+  });
+
+  // Variant picker: price, stock and SKU follow the chosen variant; the address remembers it.
+  var picker = document.querySelector(".variant-picker");
+  if (picker) {
+    picker.addEventListener("change", function (event) {
+      var input = event.target;
+      if (input.name !== "variant") return;
+      document.getElementById("variant-price").textContent = input.dataset.price;
+      var compare = document.getElementById("variant-compare");
+      compare.textContent = input.dataset.compare;
+      compare.hidden = !input.dataset.compare;
+      var stock = document.getElementById("variant-stock");
+      stock.textContent = input.dataset.stock;
+      stock.className = "stock " + (input.dataset.inStock === "1" ? "ok" : "out");
+      document.getElementById("variant-sku").textContent = input.dataset.sku;
+      var url = new URL(window.location.href);
+      url.searchParams.set("variant", input.value);
+      history.replaceState(null, "", url);
+    });
+  }
+
+  // Search suggestions.
+  var form = document.querySelector(".search-form");
+  if (!form) return;
+  var input = form.querySelector("input[name=q]");
+  var list = document.getElementById("search-suggestions");
+  var timer = null;
+  var latest = 0;
+  function close() { list.hidden = true; input.setAttribute("aria-expanded", "false"); }
+  input.addEventListener("input", function () {
+    clearTimeout(timer);
+    var text = input.value.trim();
+    if (text.length < 2) { close(); return; }
+    timer = setTimeout(function () {
+      var ticket = ++latest;
+      fetch(form.dataset.suggestUrl + "?q=" + encodeURIComponent(text), { headers: { Accept: "application/json" } })
+        .then(function (r) { return r.ok ? r.json() : { suggestions: [] }; })
+        .then(function (data) {
+          if (ticket !== latest) return;
+          list.innerHTML = "";
+          data.suggestions.forEach(function (s) {
+            var li = document.createElement("li");
+            li.setAttribute("role", "option");
+            var a = document.createElement("a");
+            a.href = s.url;
+            a.textContent = s.title;
+            if (s.kind === "category") { var k = document.createElement("span"); k.className = "kind"; k.textContent = "Category"; a.appendChild(k); }
+            li.appendChild(a);
+            list.appendChild(li);
+          });
+          list.hidden = data.suggestions.length === 0;
+          input.setAttribute("aria-expanded", String(!list.hidden));
+        })
+        .catch(close);
+    }, 150);
+  });
+  input.addEventListener("keydown", function (event) {
+    if (event.key === "ArrowDown" && !list.hidden) { event.preventDefault(); list.querySelector("a").focus(); }
+    if (event.key === "Escape") close();
+  });
+  list.addEventListener("keydown", function (event) {
+    var current = document.activeElement.closest("li");
+    if (event.key === "ArrowDown" && current.nextElementSibling) { event.preventDefault(); current.nextElementSibling.querySelector("a").focus(); }
+    if (event.key === "ArrowUp") { event.preventDefault(); (current.previousElementSibling ? current.previousElementSibling.querySelector("a") : input).focus(); }
+    if (event.key === "Escape") { close(); input.focus(); }
+  });
+  document.addEventListener("click", function (event) { if (!form.contains(event.target)) close(); });
+})();
