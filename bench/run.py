@@ -1,15 +1,23 @@
 #!/usr/bin/env python3
-"""Serve the shop with gunicorn (DEBUG off, PostgreSQL) and measure it with wrk.
+"""Storefront benchmark: gunicorn (DEBUG off) + PostgreSQL + Redis, load from wrk.
 
-    make bench                      # or: .venv/bin/python bench/run.py --duration 10
+    make bench                        # or: .venv/bin/python bench/run.py [--duration 8] [--products 20000]
 
-Prints requests/s, p50 and p99 for each page, and each page's req/s as a ratio of /healthz measured in the same
-run (these machines are noisy: compare ratios, not absolute numbers). Later issues add pages to PAGES.
+1. Seeds the demo catalog into two PostgreSQL databases (BENCH_DATABASE_URL, default .../shop_bench, with
+   --products products, and the same name with _1k, with 1,000). Seeding is idempotent, so later runs reuse them.
+2. For each configuration starts gunicorn and measures /healthz first, then each page, with wrk. Category,
+   product and search load rotates over many addresses (pages, sorts, 200 products, 8 searches), not one URL.
+3. Prints req/s, p50 and p99 per page and each page's req/s as a ratio of /healthz in the same server run
+   (these machines are noisy: compare ratios), and checks the targets of the catalog issue.
+
+Configurations: "cached" is production as shipped (Redis page cache on); "uncached" turns the page cache off to
+show what the database work costs.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import secrets
@@ -18,12 +26,32 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = [("healthz", "/healthz"), ("home", "/")]
+PYTHON = sys.executable
+SEARCHES = ["jacket", "bluetooth speaker", "running shoe", "linen", "kestrel", "cast iron pan", "yoga mat", "bluetoth"]
+
+
+@dataclass
+class Result:
+    config: str
+    catalog: str
+    page: str
+    rps: float
+    p50: float
+    p99: float
+    non2xx: int
+    healthz_rps: float
+
+    @property
+    def ratio(self) -> float:
+        return self.rps / self.healthz_rps
 
 
 def ensure_wrk() -> str:
@@ -32,12 +60,9 @@ def ensure_wrk() -> str:
         return wrk
     if os.geteuid() == 0 and shutil.which("apt-get"):
         print("installing wrk (Debian package) ...", flush=True)
-        subprocess.run(["apt-get", "update", "-qq"], check=True)
-        subprocess.run(
-            ["apt-get", "install", "-y", "-qq", "wrk"],
-            check=True,
-            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-        )
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True, env=env)
         return shutil.which("wrk") or sys.exit("wrk did not install")
     sys.exit("wrk is needed: apt-get install wrk")
 
@@ -49,39 +74,11 @@ def ensure_database(url: str) -> None:
     admin = url.rsplit("/", 1)[0] + "/postgres"
     with psycopg.connect(admin, autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')  # name comes from the operator's own URL
+            conn.execute(f'CREATE DATABASE "{name}"')  # the name comes from the operator's own URL
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def parse_wrk(output: str) -> dict[str, float]:
-    def ms(text: str) -> float:
-        value, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()
-        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
-    p50 = ms(re.search(r"^\s+50%\s+(\S+)", output, re.M).group(1))
-    p99 = ms(re.search(r"^\s+99%\s+(\S+)", output, re.M).group(1))
-    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
-    return {"rps": rps, "p50": p50, "p99": p99, "non2xx": int(errors.group(1)) if errors else 0}
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=int, default=10, help="seconds of load per page")
-    parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=3, help="gunicorn workers")
-    args = parser.parse_args()
-
-    wrk = ensure_wrk()
-    database_url = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/shop_bench")
-    ensure_database(database_url)
-    port = free_port()
-    env = {
+def base_env(database_url: str) -> dict[str, str]:
+    return {
         **os.environ,
         "DEBUG": "0",
         "SECRET_KEY": secrets.token_urlsafe(50),
@@ -90,43 +87,170 @@ def main() -> None:
         "DATABASE_URL": database_url,
         "VAR_DIR": str(ROOT / "var" / "bench"),
         "LOG_LEVEL": "WARNING",
+    }
+
+
+def seed(database_url: str, products: int) -> None:
+    ensure_database(database_url)
+    env = base_env(database_url) | {"DEBUG": "1"}
+    env.pop("REDIS_URL", None)
+    subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
+    subprocess.run([PYTHON, "manage.py", "seed_demo", "--products", str(products)], cwd=ROOT, env=env, check=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve(database_url: str, redis_url: str, cache_seconds: int, workers: int) -> Iterator[str]:
+    port = free_port()
+    env = base_env(database_url) | {
+        "REDIS_URL": redis_url,
+        "CACHE_KEY_PREFIX": f"bench-{secrets.token_hex(4)}",  # no page cached by an earlier run is served
+        "SHOP_PAGE_CACHE_SECONDS": str(cache_seconds),
         "GUNICORN_ACCESSLOG": "/dev/null",
-        "WEB_CONCURRENCY": str(args.workers),
+        "WEB_CONCURRENCY": str(workers),
         "GUNICORN_BIND": f"127.0.0.1:{port}",
     }
-    python = sys.executable
-    subprocess.run([python, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
-    subprocess.run([python, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
-    gunicorn = Path(python).with_name("gunicorn")
-    server = subprocess.Popen([str(gunicorn), "-c", "config/gunicorn.conf.py", "config.wsgi"], cwd=ROOT, env=env)
+    server = subprocess.Popen(
+        [str(Path(PYTHON).with_name("gunicorn")), "-c", "config/gunicorn.conf.py", "config.wsgi"], cwd=ROOT, env=env
+    )
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(100):
+        for _ in range(150):
             try:
-                urllib.request.urlopen(base + "/healthz", timeout=1)
+                urllib.request.urlopen(base + "/readyz", timeout=1)
                 break
             except OSError:
                 time.sleep(0.2)
-        results = {}
-        for name, path in PAGES:
-            subprocess.run([wrk, "-t1", "-c4", "-d2s", base + path], capture_output=True, check=True)  # warm up
-            out = subprocess.run(
-                [wrk, "-t2", f"-c{args.connections}", f"-d{args.duration}s", "--latency", base + path],
-                capture_output=True, text=True, check=True,
-            ).stdout  # fmt: skip
-            results[name] = parse_wrk(out)
+        else:
+            sys.exit("gunicorn did not become ready")
+        yield base
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
 
-    base_rps = results["healthz"]["rps"]
-    print(f"\ngunicorn {args.workers} workers, wrk 2 threads {args.connections} connections, {args.duration}s per page")
-    print(f"{'page':<12}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'vs healthz':>12}{'non-2xx':>9}")
-    for name, r in results.items():
-        ratio = r["rps"] / base_rps
-        print(f"{name:<12}{r['rps']:>10.0f}{r['p50']:>10.1f}{r['p99']:>10.1f}{ratio:>11.0%}{r['non2xx']:>9}")
-    if any(r["non2xx"] for r in results.values()):
+
+def parse_wrk(output: str) -> tuple[float, float, float, int]:
+    def ms(text: str) -> float:
+        value, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    p50 = ms(re.search(r"^\s+50%\s+(\S+)", output, re.M).group(1))
+    p99 = ms(re.search(r"^\s+99%\s+(\S+)", output, re.M).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    return rps, p50, p99, int(errors.group(1)) if errors else 0
+
+
+def load(wrk: str, base: str, paths: list[str], duration: int, connections: int) -> tuple[float, float, float, int]:
+    lua = "local paths = {" + ",".join(f'"{p}"' for p in paths) + "}\nlocal i = 0\n"
+    lua += "request = function()\n  i = i + 1\n  return wrk.format('GET', paths[(i % #paths) + 1])\nend\n"
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(lua)
+    try:
+        subprocess.run([wrk, "-t1", "-c4", "-d2s", "-s", script.name, base], capture_output=True, check=True)
+        out = subprocess.run(
+            [wrk, "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "-s", script.name, base],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+    finally:
+        os.unlink(script.name)
+    return parse_wrk(out)
+
+
+def prime(base: str, paths: list[str]) -> None:
+    """Visit every address once, so the cached configuration is measured in its steady state."""
+    for path in paths:
+        urllib.request.urlopen(base + path, timeout=30).read()
+
+
+def page_paths(database_url: str) -> dict[str, list[str]]:
+    import psycopg
+
+    with psycopg.connect(database_url) as conn:
+        slugs = [r[0] for r in conn.execute(
+            "SELECT slug FROM catalog_product WHERE is_active ORDER BY popularity DESC, id LIMIT 200")]  # fmt: skip
+    category = [f"/c/clothing/?page={page}&sort={sort}" for page in (1, 2, 3, 4, 5)
+                for sort in ("relevance", "price_asc", "newest")]  # fmt: skip
+    return {
+        "home": ["/"],
+        "category": category,
+        "product": [f"/p/{slug}/" for slug in slugs],
+        "search": [f"/search/?q={q.replace(' ', '+')}" for q in SEARCHES],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=8, help="seconds of load per page")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=3, help="gunicorn workers")
+    parser.add_argument("--products", type=int, default=20_000)
+    args = parser.parse_args()
+
+    wrk = ensure_wrk()
+    big = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/shop_bench")
+    small = big + "_1k"
+    redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/2")
+    for url, count in ((big, args.products), (small, 1000)):
+        print(f"== catalog of {count} products in {url.rsplit('/', 1)[1]}", flush=True)
+        seed(url, count)
+    subprocess.run([PYTHON, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=base_env(big), check=True)
+
+    big_name, small_name = f"{args.products // 1000}k", "1k"
+    plan = [
+        ("cached", big, big_name, ["home", "category", "product", "search"]),
+        ("cached", small, small_name, ["category"]),
+        ("uncached", big, big_name, ["home", "category", "product", "search"]),
+        ("uncached", small, small_name, ["category"]),
+    ]
+    results: list[Result] = []
+    for config, url, catalog, pages in plan:
+        paths = page_paths(url)
+        with serve(url, redis_url, 300 if config == "cached" else 0, args.workers) as base:
+            healthz = load(wrk, base, ["/healthz"], args.duration, args.connections)
+            results.append(Result(config, catalog, "healthz", *healthz, healthz[0]))
+            for page in pages:
+                print(f"   {config:<9}{catalog:>4} {page} ...", flush=True)
+                if config == "cached":
+                    prime(base, paths[page])
+                measured = load(wrk, base, paths[page], args.duration, args.connections)
+                results.append(Result(config, catalog, page, *measured, healthz[0]))
+
+    print(f"\ngunicorn {args.workers} workers (gthread, 2 threads), wrk 2 threads {args.connections} connections, "
+          f"{args.duration}s per page, {os.cpu_count()} cores shared by everything")  # fmt: skip
+    header = ("config", "catalog", "page", "req/s", "p50 ms", "p99 ms", "vs healthz", "non-2xx")
+    print("{:<10}{:>8}  {:<10}{:>9}{:>9}{:>9}{:>12}{:>9}".format(*header))
+    for r in results:
+        print(f"{r.config:<10}{r.catalog:>8}  {r.page:<10}{r.rps:>9.0f}{r.p50:>9.1f}{r.p99:>9.1f}"
+              f"{r.ratio:>11.0%}{r.non2xx:>9}")  # fmt: skip
+
+    def get(config: str, catalog: str, page: str) -> Result:
+        return next(r for r in results if (r.config, r.catalog, r.page) == (config, catalog, page))
+
+    print("\ntargets (catalog issue), as shipped (cached):")
+    checks = []
+    for page, floor in (("category", 0.30), ("product", 0.30), ("search", 0.10)):
+        ratio = get("cached", big_name, page).ratio
+        checks.append(ratio >= floor)
+        print(f"  {page:<9} {ratio:6.0%} of /healthz  (target >= {floor:.0%})  {'ok' if checks[-1] else 'MISSED'}")
+    for config in ("cached", "uncached"):
+        # cost per request = 1 / (req/s), each normalised by its own run's /healthz
+        cost_big = 1 / get(config, big_name, "category").ratio
+        cost_small = 1 / get(config, small_name, "category").ratio
+        growth = cost_big / cost_small
+        if config == "cached":
+            checks.append(growth <= 1.3)
+        verdict = ("  (target <= 1.3x)  " + ("ok" if growth <= 1.3 else "MISSED")) if config == "cached" else ""
+        print(f"  category cost {big_name} / {small_name} ({config}): {growth:.2f}x{verdict}")
+    if any(r.non2xx for r in results):
         sys.exit("some requests failed")
+    if not all(checks):
+        sys.exit("a target was missed")
 
 
 if __name__ == "__main__":

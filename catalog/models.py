@@ -78,6 +78,9 @@ class Product(models.Model):
             models.Index(fields=["category", "is_active", "-popularity"], name="product_cat_pop_idx"),
             models.Index(fields=["category", "is_active", "min_price"], name="product_cat_price_idx"),
             models.Index(fields=["is_active", "-published_at"], name="product_new_idx"),
+            models.Index(
+                fields=["-popularity"], condition=Q(is_featured=True, is_active=True), name="product_featured_idx"
+            ),
             # PostgreSQL also gets GIN indexes on search_vector and on title trigrams (migration 0002).
         ]
 

@@ -641,6 +641,11 @@ def refresh_products(
     for image in ProductImage.objects.filter(product_id__in=ids).order_by("product_id", "position", "id"):
         first_image.setdefault(image.product_id, image)
 
+    # every variant has a stock row (new variants from the admin start at zero)
+    StockItem.objects.bulk_create(
+        [StockItem(variant_id=v.pk) for own in variants.values() for v in own if not hasattr(v, "stock")],
+        ignore_conflicts=True,
+    )
     options: list[ProductOptionValue] = []
     for pk, product in products.items():
         own = variants.get(pk, [])

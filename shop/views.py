@@ -3,6 +3,7 @@ and render templates. Bad input is explained on the page or answered with a 404,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -10,7 +11,7 @@ from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
-from django.utils.cache import patch_cache_control
+from django.utils.cache import patch_cache_control, patch_vary_headers
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_safe
 
@@ -43,12 +44,36 @@ class Part:
     body: str
 
 
-def _page(request: HttpRequest, part: Part, notices: list[str] | None = None) -> HttpResponse:
-    response = render(request, "shop/page.html", {"part": part, "notices": notices or []})
+def _page(
+    request: HttpRequest,
+    name: str,
+    version_keys: tuple[str, ...],
+    build: Callable[[], Part],
+    notices: list[str] | None = None,
+    search_value: str = "",
+) -> HttpResponse:
+    """Render a storefront page around its cacheable part.
+
+    A visitor with no session and no pending messages sees exactly what every such visitor sees, so the whole
+    page is cached for them (a hit costs two cache reads). Everyone else gets the part from the cache and the
+    rest (header, notices) rendered for them.
+    """
+    context = {"notices": notices or [], "search_value": search_value}
+    anonymous = settings.SESSION_COOKIE_NAME not in request.COOKIES and "messages" not in request.COOKIES
+    if anonymous and not notices and caching.enabled():
+
+        def whole() -> str:
+            part = caching.cached(name, version_keys, build)
+            return render_to_string("shop/page.html", {**context, "part": part}, request)
+
+        response = HttpResponse(caching.cached(f"page:{name}", version_keys, whole))
+    else:
+        response = render(request, "shop/page.html", {**context, "part": caching.cached(name, version_keys, build)})
     if request.user.is_authenticated or notices:
         patch_cache_control(response, private=True, no_cache=True)
     else:
         patch_cache_control(response, public=True, max_age=settings.SHOP_PUBLIC_MAX_AGE)
+    patch_vary_headers(response, ["Cookie"])
     return response
 
 
@@ -109,7 +134,7 @@ def home(request: HttpRequest) -> HttpResponse:
             },
         )
 
-    return _page(request, caching.cached("home", (caching.LISTING,), build))
+    return _page(request, "home", (caching.LISTING,), build)
 
 
 @require_safe
@@ -141,8 +166,7 @@ def category(request: HttpRequest, slug: str) -> HttpResponse:
             },
         )
 
-    part = caching.cached(f"category:{node.id}:{query!r}", (caching.LISTING,), build)
-    return _page(request, part, form.errors_text())
+    return _page(request, f"category:{node.id}:{query!r}", (caching.LISTING,), build, form.errors_text())
 
 
 @require_safe
@@ -173,8 +197,7 @@ def search(request: HttpRequest) -> HttpResponse:
             },
         )
 
-    part = caching.cached(f"search:{text.lower()}:{query!r}", (caching.LISTING,), build)
-    return _page(request, part, notices)
+    return _page(request, f"search:{text}:{query!r}", (caching.LISTING,), build, notices, search_value=text)
 
 
 @require_safe
@@ -219,9 +242,8 @@ def product(request: HttpRequest, slug: str) -> HttpResponse:
             },
         )
 
-    key = f"product:{slug}:{wanted or ''}:{request.get_host()}"
-    part = caching.cached(key, (caching.LISTING, caching.product_key(slug)), build)
-    return _page(request, part)
+    name = f"product:{slug}:{wanted or ''}:{request.get_host()}"
+    return _page(request, name, (caching.LISTING, caching.product_key(slug)), build)
 
 
 def _product_ld(detail: ProductDetail, canonical: str, origin: str) -> dict:

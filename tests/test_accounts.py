@@ -81,9 +81,10 @@ def test_admin_is_closed_to_customers(client):
 
 def test_demo_setup_prints_working_credentials_and_does_not_duplicate(client, settings, capsys):
     settings.DEBUG = True
-    call_command("demo_setup")
-    call_command("demo_setup")
+    call_command("demo_setup", products=12)
+    call_command("demo_setup", products=12)
     out = capsys.readouterr().out
+    assert "Demo catalog: 0 products added, 12 already there." in out
     password = out.strip().splitlines()[-1].split("password:")[1].strip()
     assert User.objects.filter(email="admin@example.com").count() == 1
     assert client.login(email="admin@example.com", password=password), "the last printed password works"

@@ -1,22 +1,32 @@
-"""Prepare a development shop: the demo staff account (printed) and the demo data of every module that has one."""
+"""Prepare a development shop: the demo staff account (printed) and the demo catalog."""
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
 
 from accounts.services import demo_superuser_ensure
+from catalog.services import demo_catalog_seed
 
 DEMO_STAFF_EMAIL = "admin@example.com"
 
 
 class Command(BaseCommand):
-    help = "Create (or reset) the demo staff user and load demo data. Development shops only (DEBUG on)."
+    help = "Create (or reset) the demo staff user and load the demo catalog. Development shops only (DEBUG on)."
 
-    def handle(self, *args, **options) -> None:
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--products", type=int, default=1000, help="demo catalog size (default 1000)")
+
+    def handle(self, *args, products: int, **options) -> None:
         if not settings.DEBUG:
             raise CommandError("demo_setup is for development shops: it resets a superuser's password. Set DEBUG=1.")
+        with tqdm(total=products, unit="product", desc="Demo catalog", disable=products == 0) as bar:
+            result = demo_catalog_seed(products=products, seed=1, progress=bar.update)
+            bar.update(products - bar.n)
+        self.stdout.write(f"Demo catalog: {result.created} products added, {result.existing} already there.")
         user, password = demo_superuser_ensure(email=DEMO_STAFF_EMAIL)
         self.stdout.write("")
         self.stdout.write(self.style.SUCCESS("Demo staff account (a new password is made on every run):"))
+        self.stdout.write("  shop:     http://127.0.0.1:8000/")
         self.stdout.write("  admin:    http://127.0.0.1:8000/admin/")
         self.stdout.write(f"  email:    {user.email}")
         self.stdout.write(f"  password: {password}")
