@@ -307,7 +307,7 @@ def _build(
     noun = rng.choice(kind.nouns)
     adjective = rng.choice(ADJECTIVES)
     material = rng.choice(kind.materials)
-    title = f"{brand.name} {adjective} {noun}"
+    title = f"{brand.name} {noun}" if adjective.lower() in noun.lower() else f"{brand.name} {adjective} {noun}"
     code = f"{i:x}"
     colours = rng.sample(kind.colours, k=min(len(kind.colours), rng.randint(1, 3)))
     sizes = list(kind.sizes)

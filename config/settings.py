@@ -205,6 +205,9 @@ STATIC_ROOT = VAR_DIR / "static"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_URL = env_str("MEDIA_URL", "/media/")
 MEDIA_ROOT = VAR_DIR / "media"
+# Let Django serve uploaded media itself (development, small single-host shops). Otherwise media comes from
+# S3-compatible storage or the front web server.
+SERVE_MEDIA = env_bool("SERVE_MEDIA", DEBUG)
 
 AWS_STORAGE_BUCKET_NAME = env_str("AWS_STORAGE_BUCKET_NAME")
 if AWS_STORAGE_BUCKET_NAME:

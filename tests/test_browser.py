@@ -70,3 +70,57 @@ def test_staff_member_signs_in_to_the_admin_with_an_email_address(live_server, p
     expect(page.locator("#site-name")).to_contain_text(f"{settings.SHOP_NAME} administration")
     expect(page.get_by_role("link", name="Outbox events")).to_be_visible()
     page.screenshot(path=artifacts / "admin-index.png", full_page=True)
+
+
+# ---------------------------------------------------------------- the catalog in a browser
+
+
+@pytest.fixture
+def demo_catalog():
+    from catalog.services import demo_catalog_seed
+
+    demo_catalog_seed(products=80, seed=3)
+
+
+def test_shopper_browses_filters_and_chooses_a_variant(live_server, page, artifacts, demo_catalog):
+    from playwright.sync_api import expect
+
+    page.goto(live_server.url + "/")
+    expect(page.get_by_role("heading", name="Shop by category")).to_be_visible()
+    page.screenshot(path=artifacts / "catalog-home.png", full_page=True)
+
+    page.get_by_role("navigation", name="Categories").get_by_role("link", name="Clothing").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Clothing")
+    count_text = page.locator("#results-count").inner_text()
+    before = int(count_text.split()[0])
+
+    colour = page.locator("fieldset.facet", has_text="Colour").locator("input[type=checkbox]").first
+    colour_value = colour.get_attribute("value")
+    expected = int(colour.locator("xpath=..").locator(".count").inner_text().strip("()"))
+    colour.check()  # the form applies itself
+    page.wait_for_url(f"**o_colour={colour_value}**")
+    expect(page.locator("#results-count")).to_have_text(f"{expected} product{'s' if expected != 1 else ''}")
+    assert expected <= before
+    expect(page.locator(f"input[type=checkbox][name=o_colour][value={colour_value}]")).to_be_checked()
+    page.screenshot(path=artifacts / "catalog-category-filtered.png", full_page=True)
+
+    page.locator(".card-link").first.click()
+    expect(page.locator("#variant-price")).to_be_visible()
+    radios = page.locator("input[name=variant]")
+    assert radios.count() >= 1
+    target = radios.nth(radios.count() - 1)
+    target.check(force=True)
+    expect(page.locator("#variant-price")).to_have_text(target.get_attribute("data-price"))
+    expect(page.locator("#variant-sku")).to_have_text(target.get_attribute("data-sku"))
+    assert f"variant={target.get_attribute('value')}" in page.url
+    ld = page.locator('script[type="application/ld+json"]').first.inner_text()
+    assert '"@type": "Product"' in ld
+    page.screenshot(path=artifacts / "catalog-product.png", full_page=True)
+
+    search = page.get_by_label("Search the shop")
+    search.fill("jacket")
+    expect(page.locator("#search-suggestions")).to_be_visible()
+    search.press("Enter")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Results for “jacket”")
+    assert int(page.locator("#results-count").inner_text().split()[0]) > 0
+    page.screenshot(path=artifacts / "catalog-search.png", full_page=True)
