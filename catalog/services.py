@@ -9,6 +9,8 @@ categories_changed.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 import re
 from collections import defaultdict
@@ -31,6 +33,8 @@ from catalog.events import CategoriesChanged, ProductChanged, StockChanged
 from catalog.images import make_renditions
 from catalog.models import Category, Product, ProductImage, ProductOptionValue, StockItem, Variant
 from kernel.bus import publish
+
+logger = logging.getLogger(__name__)
 
 PER_PAGE_CHOICES = (12, 24, 48)
 DEFAULT_PER_PAGE = 24
@@ -152,7 +156,11 @@ class CategoryTree:
 
 
 def category_tree() -> CategoryTree:
-    tree = cache.get(TREE_CACHE_KEY)
+    try:
+        tree = cache.get(TREE_CACHE_KEY)
+    except Exception:  # cache unreachable: read the database instead of failing the page
+        logger.warning("cache unavailable; reading the category tree from the database", exc_info=True)
+        tree = None
     if tree is None:
         rows = Category.objects.filter(is_active=True).values_list(
             "id", "name", "slug", "parent_id", "description", "position"
@@ -169,7 +177,8 @@ def category_tree() -> CategoryTree:
 
         walk(None, 0)  # a category under an inactive parent is hidden with it
         tree = CategoryTree(tuple(ordered))
-        cache.set(TREE_CACHE_KEY, tree, timeout=60 * 60)
+        with contextlib.suppress(Exception):
+            cache.set(TREE_CACHE_KEY, tree, timeout=60 * 60)
     return tree
 
 
@@ -203,6 +212,11 @@ class ListingQuery:
             raise ValueError(f"per_page must be one of {PER_PAGE_CHOICES}")
         if len(self.options) > MAX_OPTION_FILTERS:
             raise ValueError(f"at most {MAX_OPTION_FILTERS} option filters")
+
+    @property
+    def filter_key(self) -> str:
+        """What the facets depend on: the filters, not the sort or the page."""
+        return repr((self.brands, self.price_min, self.price_max, self.in_stock, self.options))
 
 
 @dataclass(frozen=True)
@@ -245,6 +259,17 @@ class Facet:
     key: str  # query parameter: "brand", or "o_<option key>"
     label: str
     values: tuple[FacetValue, ...]
+
+
+@dataclass(frozen=True)
+class ListingFacets:
+    """The facet counts and totals of a listing: the same for every sort and page of it."""
+
+    total: int
+    facets: tuple[Facet, ...]
+    in_stock_count: int
+    price_floor: Decimal | None
+    price_ceiling: Decimal | None
 
 
 @dataclass(frozen=True)
@@ -324,51 +349,65 @@ def _count(condition: Q) -> Count:
     return Count("id", filter=condition) if condition else Count("id")
 
 
-def product_listing(*, query: ListingQuery, category_id: int | None = None, text: str | None = None) -> ProductListing:
-    """One page of a category (with its subcategories) or of search results, with facet counts.
+@dataclass(frozen=True)
+class _Filters:
+    base: Any
+    brand: Q
+    price: Q
+    stock: Q
+    options: dict[str, Q]
 
-    Runs a fixed number of SQL queries whatever per_page is: 4, plus one per selected option filter.
-    Raises PageOutOfRange.
-    """
+    def options_except(self, skip: str | None = None) -> Q:
+        return _and(*(q for key, q in self.options.items() if key != skip))
+
+    def matching(self) -> Any:
+        return self.base.filter(self.brand, self.price, self.stock, self.options_except())
+
+
+def _filters(query: ListingQuery, category_id: int | None, text: str | None) -> _Filters:
     base = Product.objects.filter(is_active=True)
     if category_id is not None:
         base = base.filter(category_id__in=category_tree().descendant_ids(category_id))
     if text:
         base = base.filter(_search.condition(text[:SEARCH_MAX_LENGTH]))
-
-    brand_q = Q(brand__slug__in=query.brands) if query.brands else Q()
-    price_q = Q()
+    price = Q()
     if query.price_min is not None:
-        price_q &= Q(min_price__gte=query.price_min)
+        price &= Q(min_price__gte=query.price_min)
     if query.price_max is not None:
-        price_q &= Q(min_price__lte=query.price_max)
-    stock_q = Q(in_stock=True) if query.in_stock else Q()
-    option_q = {
-        key: Q(Exists(ProductOptionValue.objects.filter(product_id=OuterRef("pk"), key=key, value__in=values)))
-        for key, values in query.options
-    }
+        price &= Q(min_price__lte=query.price_max)
+    return _Filters(
+        base=base,
+        brand=Q(brand__slug__in=query.brands) if query.brands else Q(),
+        price=price,
+        stock=Q(in_stock=True) if query.in_stock else Q(),
+        options={
+            key: Q(Exists(ProductOptionValue.objects.filter(product_id=OuterRef("pk"), key=key, value__in=values)))
+            for key, values in query.options
+        },
+    )
 
-    def options_except(skip: str | None = None) -> Q:
-        return _and(*(q for key, q in option_q.items() if key != skip))
 
-    all_options = options_except()
+def listing_facets(*, query: ListingQuery, category_id: int | None = None, text: str | None = None) -> ListingFacets:
+    """Totals and facet counts of a category (with its subcategories) or of search results, for these filters.
+
+    Each facet is counted with every filter but its own, so a shopper sees what choosing another value would give.
+    3 queries, plus one per option filtered on. Sort and page do not change the result: callers may cache it.
+    """
+    f = _filters(query, category_id, text)
+    all_options = f.options_except()
 
     # 1. totals: matching products, how many are in stock, the price span (each ignoring its own filter)
-    totals = base.filter(brand_q, all_options).aggregate(
-        n_total=_count(price_q & stock_q),
-        n_in_stock=_count(price_q & Q(in_stock=True)),
-        price_floor=Min("min_price", filter=stock_q) if stock_q else Min("min_price"),
-        price_ceiling=Max("min_price", filter=stock_q) if stock_q else Max("min_price"),
+    totals = f.base.filter(f.brand, all_options).aggregate(
+        n_total=_count(f.price & f.stock),
+        n_in_stock=_count(f.price & Q(in_stock=True)),
+        price_floor=Min("min_price", filter=f.stock) if f.stock else Min("min_price"),
+        price_ceiling=Max("min_price", filter=f.stock) if f.stock else Max("min_price"),
     )
-    total = totals["n_total"]
-    num_pages = max(1, math.ceil(total / query.per_page))
-    if not 1 <= query.page <= num_pages:
-        raise PageOutOfRange(query.page)
 
     # 2. brand facet, counted with every filter but the brand's
     selected_brands = set(query.brands)
     brand_rows = (
-        base.filter(all_options, price_q, stock_q)
+        f.base.filter(all_options, f.price, f.stock)
         .exclude(brand=None)
         .values("brand__slug", "brand_name")
         .annotate(n=Count("id"))
@@ -388,16 +427,15 @@ def product_listing(*, query: ListingQuery, category_id: int | None = None, text
     # 3. option facets: one query for the options nobody filtered on, one per option filtered on
     selected_options = dict(query.options)
     option_rows: list[dict[str, Any]] = list(
-        ProductOptionValue.objects.filter(product__in=base.filter(brand_q, price_q, stock_q, all_options).values("pk"))
+        ProductOptionValue.objects.filter(product__in=f.matching().values("pk"))
         .exclude(key__in=list(selected_options))
         .values("key", "name", "value")
         .annotate(n=Count("product_id"))
     )
     for key in selected_options:
+        others = f.base.filter(f.brand, f.price, f.stock, f.options_except(key))
         option_rows += list(
-            ProductOptionValue.objects.filter(
-                key=key, product__in=base.filter(brand_q, price_q, stock_q, options_except(key)).values("pk")
-            )
+            ProductOptionValue.objects.filter(key=key, product__in=others.values("pk"))
             .values("key", "name", "value")
             .annotate(n=Count("product_id"))
         )
@@ -410,8 +448,34 @@ def product_listing(*, query: ListingQuery, category_id: int | None = None, text
         values = tuple(FacetValue(r["value"], r["value"], r["n"], r["value"] in chosen) for r in rows)
         facets.append(Facet(f"o_{key}", rows[0]["name"], values))
 
-    # 4. the page itself
-    matching = base.filter(brand_q, price_q, stock_q, all_options)
+    return ListingFacets(
+        total=totals["n_total"],
+        facets=tuple(facet for facet in facets if facet.values),
+        in_stock_count=totals["n_in_stock"],
+        price_floor=totals["price_floor"],
+        price_ceiling=totals["price_ceiling"],
+    )
+
+
+def product_listing(
+    *,
+    query: ListingQuery,
+    category_id: int | None = None,
+    text: str | None = None,
+    facets: ListingFacets | None = None,
+) -> ProductListing:
+    """One page of a category (with its subcategories) or of search results, with its facets.
+
+    Pass `facets` (from listing_facets with the same filters) to reuse counts computed for another sort or page.
+    Runs a fixed number of SQL queries whatever per_page is. Raises PageOutOfRange.
+    """
+    if facets is None:
+        facets = listing_facets(query=query, category_id=category_id, text=text)
+    num_pages = max(1, math.ceil(facets.total / query.per_page))
+    if not 1 <= query.page <= num_pages:
+        raise PageOutOfRange(query.page)
+
+    matching = _filters(query, category_id, text).matching()
     if query.sort == "price_asc":
         ordering: tuple[Any, ...] = ("min_price", "id")
     elif query.sort == "price_desc":
@@ -428,15 +492,15 @@ def product_listing(*, query: ListingQuery, category_id: int | None = None, text
 
     return ProductListing(
         items=tuple(_card(r) for r in rows),
-        total=total,
+        total=facets.total,
         page=query.page,
         per_page=query.per_page,
         num_pages=num_pages,
         sort=query.sort,
-        facets=tuple(f for f in facets if f.values),
-        in_stock_count=totals["n_in_stock"],
-        price_floor=totals["price_floor"],
-        price_ceiling=totals["price_ceiling"],
+        facets=facets.facets,
+        in_stock_count=facets.in_stock_count,
+        price_floor=facets.price_floor,
+        price_ceiling=facets.price_ceiling,
     )
 
 

@@ -15,6 +15,7 @@ would have its own cache and could not be invalidated from another, so it is off
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -24,6 +25,7 @@ from django.core.cache import cache
 
 T = TypeVar("T")
 LISTING = "shop:v:listing"
+logger = logging.getLogger(__name__)
 
 
 def product_key(slug: str) -> str:
@@ -51,6 +53,7 @@ def bump(*keys: str) -> None:
             cache.incr(key)
         except ValueError:  # not there (never asked for, or evicted): a fresh number is just as good
             cache.set(key, _fresh(), timeout=None)
+        # any other error (cache unreachable) propagates: the event stays in the outbox and is delivered again
 
 
 def enabled() -> bool:
@@ -62,9 +65,16 @@ def cached(name: str, version_keys: tuple[str, ...], build: Callable[[], T]) -> 
     if not enabled():
         return build()
     digest = hashlib.sha256(name.encode()).hexdigest()[:32]
-    key = f"shop:page:{digest}:{versions(*version_keys)}"
-    value = cache.get(key)
+    try:
+        key = f"shop:page:{digest}:{versions(*version_keys)}"
+        value = cache.get(key)
+    except Exception:  # the cache is down: serve the page uncached rather than fail (readyz reports it)
+        logger.warning("page cache unavailable; rendering %s without it", name, exc_info=True)
+        return build()
     if value is None:
         value = build()
-        cache.set(key, value, timeout=settings.SHOP_PAGE_CACHE_SECONDS)
+        try:
+            cache.set(key, value, timeout=settings.SHOP_PAGE_CACHE_SECONDS)
+        except Exception:
+            logger.warning("page cache unavailable; %s not stored", name, exc_info=True)
     return value

@@ -25,6 +25,7 @@ from catalog.services import (
     ProductDetail,
     ProductNotFound,
     category_tree,
+    listing_facets,
     product_detail,
     product_listing,
     product_suggest,
@@ -151,8 +152,13 @@ def category(request: HttpRequest, slug: str) -> HttpResponse:
     query = form.listing_query(page)
 
     def build() -> Part:
+        facets = caching.cached(
+            f"facets:category:{node.id}:{query.filter_key}",
+            (caching.LISTING,),
+            lambda: listing_facets(query=query, category_id=node.id),
+        )
         try:
-            listing = product_listing(query=query, category_id=node.id)
+            listing = product_listing(query=query, category_id=node.id, facets=facets)
         except PageOutOfRange:
             raise Http404("No such page") from None
         return _render_part(
@@ -184,8 +190,13 @@ def search(request: HttpRequest) -> HttpResponse:
     def build() -> Part:
         listing = None
         if text:
+            facets = caching.cached(
+                f"facets:search:{text.lower()}:{query.filter_key}",
+                (caching.LISTING,),
+                lambda: listing_facets(query=query, text=text),
+            )
             try:
-                listing = product_listing(query=query, text=text)
+                listing = product_listing(query=query, text=text, facets=facets)
             except PageOutOfRange:
                 raise Http404("No such page") from None
         return _render_part(

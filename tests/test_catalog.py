@@ -243,3 +243,27 @@ def test_demo_seed_is_deterministic_and_idempotent():
     assert snapshot() == before, "the same seed gives the same catalog, however it is built up"
     assert Product.objects.filter(in_stock=True).exists()
     assert all(p.listing_image for p in Product.objects.all())
+
+
+def test_uploaded_images_get_resized_renditions_through_the_default_storage(shelf, settings, tmp_path):
+    from io import BytesIO
+
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+    from PIL import Image
+
+    from catalog.models import ProductImage
+    from catalog.services import images_render
+
+    settings.MEDIA_ROOT = tmp_path
+    buffer = BytesIO()
+    Image.new("RGB", (2400, 1600), (200, 40, 40)).save(buffer, "PNG")
+    image = ProductImage.objects.create(
+        product=shelf["red"], alt_text="Red tee, front", image=ContentFile(buffer.getvalue(), name="front.png")
+    )
+    assert images_render(product_id=shelf["red"].pk) == 1
+    image.refresh_from_db()
+    with default_storage.open(image.listing) as listing, default_storage.open(image.large) as large:
+        assert Image.open(listing).size == (480, 320)
+        assert Image.open(large).size == (1200, 800)
+    assert images_render(product_id=shelf["red"].pk) == 0, "made once"

@@ -253,3 +253,23 @@ def test_cached_pages_are_invalidated_by_catalog_events_with_redis(
     }
     settings.SHOP_PAGE_CACHE_SECONDS = 300
     _price_change_is_seen_on_the_next_request(client, catalog, django_capture_on_commit_callbacks)
+
+
+def test_pages_still_render_when_the_cache_is_down(client, catalog, settings):
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+            "OPTIONS": {"socket_connect_timeout": 0.2},
+        }
+    }
+    settings.SHOP_PAGE_CACHE_SECONDS = 300
+    for url in ("/", "/c/shoes/", f"/p/{catalog['products'][3].slug}/", "/search/?q=runner"):
+        assert client.get(url).status_code == 200, url
+
+
+def test_another_sort_or_page_reuses_the_cached_facet_counts(client, catalog, settings):
+    settings.SHOP_PAGE_CACHE_SECONDS = 300
+    client.get("/c/shoes/", {"per_page": 12})
+    miss_with_facets_cached = count_queries(client, "/c/shoes/", {"per_page": 12, "page": 2, "sort": "newest"})
+    assert miss_with_facets_cached == 1, "only the page of products is read; the counts come from the cache"
