@@ -15,3 +15,11 @@ class UserRegistered(DomainEvent):
     name: ClassVar[str] = "accounts.user.registered.v1"
     user_id: int
     email: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class UserDeleted(DomainEvent):
+    """A customer deleted their account: personal data is erased; other modules anonymise what they keep."""
+
+    name: ClassVar[str] = "accounts.user.deleted.v1"
+    user_id: int

@@ -70,3 +70,34 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def get_short_name(self) -> str:
         return self.full_name.split(" ")[0] if self.full_name else self.email
+
+
+class Address(models.Model):
+    """An address in a customer's address book."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="addresses")
+    full_name = models.CharField(max_length=150)
+    line1 = models.CharField("address", max_length=200)
+    line2 = models.CharField("address line 2", max_length=200, blank=True)
+    postal_code = models.CharField(max_length=20)
+    city = models.CharField(max_length=100)
+    region = models.CharField("region or state", max_length=100, blank=True)
+    country = models.CharField(max_length=2, help_text="ISO 3166 code, e.g. DE")
+    phone = models.CharField(max_length=30, blank=True)
+    is_default_shipping = models.BooleanField(default=False)
+    is_default_billing = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-is_default_shipping", "-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user"], condition=models.Q(is_default_shipping=True), name="one_default_shipping_address"
+            ),
+            models.UniqueConstraint(
+                fields=["user"], condition=models.Q(is_default_billing=True), name="one_default_billing_address"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.full_name}, {self.line1}, {self.postal_code} {self.city}, {self.country}"

@@ -9,8 +9,8 @@ from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from accounts.events import UserRegistered
-from accounts.models import User, normalize_email
+from accounts.events import UserDeleted, UserRegistered
+from accounts.models import Address, User, normalize_email
 from kernel.bus import publish
 
 
@@ -24,6 +24,10 @@ class EmailTaken(AccountError):
 
 class UserNotFound(AccountError):
     """No user with this id."""
+
+
+class AddressNotFound(AccountError):
+    """No address with this id in this customer's address book."""
 
 
 @dataclass(frozen=True)
@@ -85,12 +89,133 @@ def demo_superuser_ensure(*, email: str) -> tuple[UserInfo, str]:
     return _info(user), password
 
 
+def user_update_profile(*, user_id: int, full_name: str) -> UserInfo:
+    updated = User.objects.filter(pk=user_id).update(full_name=full_name.strip()[:150])
+    if not updated:
+        raise UserNotFound(user_id)
+    return user_get(user_id=user_id)
+
+
+def user_delete(*, user_id: int) -> None:
+    """Erase a customer's personal data and close the account. Orders they placed are kept, anonymised by orders
+    when it receives accounts.user.deleted.v1. The row stays so that nothing pointing at it breaks."""
+    with transaction.atomic():
+        user = User.objects.select_for_update().filter(pk=user_id, is_active=True).first()
+        if user is None:
+            raise UserNotFound(user_id)
+        Address.objects.filter(user_id=user_id).delete()
+        user.email = f"deleted-{user_id}@deleted.invalid"
+        user.full_name = ""
+        user.is_active = False
+        user.is_staff = user.is_superuser = False
+        user.set_unusable_password()
+        user.save()
+        user.groups.clear()
+        user.user_permissions.clear()
+        publish(UserDeleted(user_id=user_id))
+
+
+# ---------------------------------------------------------------- address book
+
+ADDRESS_FIELDS = ("full_name", "line1", "line2", "postal_code", "city", "region", "country", "phone")
+
+
+@dataclass(frozen=True)
+class AddressInfo:
+    id: int
+    full_name: str
+    line1: str
+    line2: str
+    postal_code: str
+    city: str
+    region: str
+    country: str
+    phone: str
+    is_default_shipping: bool
+    is_default_billing: bool
+
+    @property
+    def lines(self) -> tuple[str, ...]:
+        city = " ".join(p for p in (self.postal_code, self.city) if p)
+        parts = (self.full_name, self.line1, self.line2, city, self.region, self.country)
+        return tuple(p for p in parts if p)
+
+
+def _address_info(a: Address) -> AddressInfo:
+    return AddressInfo(a.pk, *(getattr(a, f) for f in ADDRESS_FIELDS), a.is_default_shipping, a.is_default_billing)
+
+
+def address_list(*, user_id: int) -> tuple[AddressInfo, ...]:
+    return tuple(_address_info(a) for a in Address.objects.filter(user_id=user_id))
+
+
+def address_get(*, user_id: int, address_id: int) -> AddressInfo:
+    """Raises AddressNotFound when the address does not exist or belongs to someone else."""
+    address = Address.objects.filter(user_id=user_id, pk=address_id).first()
+    if address is None:
+        raise AddressNotFound(address_id)
+    return _address_info(address)
+
+
+def address_save(*, user_id: int, address_id: int | None = None, **fields: str) -> AddressInfo:
+    """Create an address (address_id None) or change one of this customer's. The first address becomes the
+    default for shipping and billing. Raises AddressNotFound, or ValidationError for bad values."""
+    unknown = set(fields) - set(ADDRESS_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown address fields: {sorted(unknown)}")
+    with transaction.atomic():
+        if address_id is None:
+            first = not Address.objects.filter(user_id=user_id).exists()
+            address = Address(user_id=user_id, is_default_shipping=first, is_default_billing=first)
+        else:
+            address = Address.objects.select_for_update().filter(user_id=user_id, pk=address_id).first()
+            if address is None:
+                raise AddressNotFound(address_id)
+        for name, value in fields.items():
+            setattr(address, name, (value or "").strip())
+        address.country = address.country.upper()
+        address.full_clean(exclude=["user"])
+        address.save()
+    return _address_info(address)
+
+
+def address_delete(*, user_id: int, address_id: int) -> None:
+    deleted, _ = Address.objects.filter(user_id=user_id, pk=address_id).delete()
+    if not deleted:
+        raise AddressNotFound(address_id)
+
+
+def address_set_default(*, user_id: int, address_id: int, shipping: bool = False, billing: bool = False) -> None:
+    """Make one of this customer's addresses the default for shipping and/or billing."""
+    with transaction.atomic():
+        address = Address.objects.select_for_update().filter(user_id=user_id, pk=address_id).first()
+        if address is None:
+            raise AddressNotFound(address_id)
+        if shipping:
+            Address.objects.filter(user_id=user_id, is_default_shipping=True).update(is_default_shipping=False)
+            address.is_default_shipping = True
+        if billing:
+            Address.objects.filter(user_id=user_id, is_default_billing=True).update(is_default_billing=False)
+            address.is_default_billing = True
+        address.save(update_fields=["is_default_shipping", "is_default_billing"])
+
+
 __all__ = [
+    "ADDRESS_FIELDS",
     "AccountError",
+    "AddressInfo",
+    "AddressNotFound",
     "EmailTaken",
     "UserInfo",
     "UserNotFound",
+    "address_delete",
+    "address_get",
+    "address_list",
+    "address_save",
+    "address_set_default",
     "demo_superuser_ensure",
+    "user_delete",
     "user_get",
     "user_register",
+    "user_update_profile",
 ]

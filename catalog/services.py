@@ -546,6 +546,9 @@ def product_suggest(*, text: str, limit: int = 8) -> tuple[Suggestion, ...]:
 class VariantInfo:
     id: int
     product_id: int
+    product_title: str
+    product_slug: str
+    image_url: str
     sku: str
     options: tuple[tuple[str, str], ...]
     price: Decimal
@@ -561,6 +564,10 @@ class VariantInfo:
     @property
     def label(self) -> str:
         return " / ".join(value for _, value in self.options) or self.sku
+
+    @property
+    def product_url(self) -> str:
+        return reverse("shop:product", args=[self.product_slug]) + f"?variant={self.id}"
 
 
 @dataclass(frozen=True)
@@ -608,6 +615,9 @@ def _variant_info(v: Variant) -> VariantInfo:
     return VariantInfo(
         id=v.pk,
         product_id=v.product_id,
+        product_title=v.product.title,
+        product_slug=v.product.slug,
+        image_url=_media_url(v.product.listing_image),
         sku=v.sku,
         options=ordered_options(v.options),
         price=v.price,
@@ -623,7 +633,7 @@ def product_detail(*, slug: str) -> ProductDetail:
     product = Product.objects.filter(slug=slug, is_active=True).first()
     if product is None:
         raise ProductNotFound(slug)
-    variants = Variant.objects.filter(product_id=product.pk, is_active=True).select_related("stock")
+    variants = Variant.objects.filter(product_id=product.pk, is_active=True).select_related("stock", "product")
     images = ProductImage.objects.filter(product_id=product.pk)
     return ProductDetail(
         id=product.pk,
@@ -653,7 +663,7 @@ def product_detail(*, slug: str) -> ProductDetail:
 
 def variants_get(*, variant_ids: Iterable[int]) -> dict[int, VariantInfo]:
     """Current price and availability of these variants (missing ids are left out). One query."""
-    rows = Variant.objects.filter(pk__in=list(variant_ids), product__is_active=True).select_related("stock")
+    rows = Variant.objects.filter(pk__in=list(variant_ids), product__is_active=True).select_related("stock", "product")
     return {v.pk: _variant_info(v) for v in rows}
 
 

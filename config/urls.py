@@ -21,6 +21,7 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
+    path("account/", include("accounts.urls")),
     re_path(r"^api/(?P<version>v1)/", include(api_v1)),
     path("", include("shop.urls")),
 ]

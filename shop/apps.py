@@ -6,4 +6,20 @@ class ShopConfig(AppConfig):
     verbose_name = "Shop"
 
     def ready(self) -> None:
+        from django.contrib.auth.signals import user_logged_in
+
         from shop import handlers  # noqa: F401  (registers event subscribers)
+
+        user_logged_in.connect(merge_cart_on_login, dispatch_uid="shop.merge_cart_on_login")
+
+
+def merge_cart_on_login(sender, request, user, **kwargs) -> None:
+    """A visitor who signs in keeps what they put in the cart: it joins the account's cart."""
+    from django.contrib import messages
+
+    from shop import cart
+
+    if request is None:
+        return
+    for note in cart.merge_into_account(request, user):
+        messages.warning(request, note)

@@ -1,8 +1,10 @@
 from django.http import HttpRequest
+from django.utils.functional import SimpleLazyObject
 
 from catalog.services import category_tree
+from shop import cart
 
 
 def navigation(request: HttpRequest) -> dict:
-    """Top-level categories for the header (the tree is cached, so this costs no query)."""
-    return {"nav_categories": category_tree().roots}
+    """Top-level categories (the tree is cached: no query) and the number of items in the cart for the header."""
+    return {"nav_categories": category_tree().roots, "cart_count": SimpleLazyObject(lambda: cart.count(request))}

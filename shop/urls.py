@@ -2,7 +2,7 @@ from django.contrib.sitemaps import views as sitemap_views
 from django.urls import path
 from django.views.decorators.cache import cache_page
 
-from shop import views
+from shop import cart_views, views
 from shop.sitemaps import SITEMAPS
 
 app_name = "shop"
@@ -13,6 +13,10 @@ urlpatterns = [
     path("p/<slug:slug>/", views.product, name="product"),
     path("search/", views.search, name="search"),
     path("search/suggest", views.suggest, name="suggest"),
+    path("cart/", cart_views.cart_page, name="cart"),
+    path("cart/add", cart_views.cart_add, name="cart-add"),
+    path("cart/update", cart_views.cart_update, name="cart-update"),
+    path("cart/remove", cart_views.cart_remove, name="cart-remove"),
     path("robots.txt", views.robots_txt, name="robots"),
     path(
         "sitemap.xml",

@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.middleware.csrf import get_token
 from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.utils.cache import patch_cache_control, patch_vary_headers
@@ -34,6 +35,8 @@ from catalog.services import (
 )
 from shop import caching
 from shop.forms import ListingForm, page_number, search_text
+
+CSRF_MARKER = b"<!--csrf-->"
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,11 @@ def _page(
         response = HttpResponse(caching.cached(f"page:{name}", version_keys, whole))
     else:
         response = render(request, "shop/page.html", {**context, "part": caching.cached(name, version_keys, build)})
-    if request.user.is_authenticated or notices:
+    has_form = CSRF_MARKER in response.content
+    if has_form:  # the shared HTML gets this visitor's own form token
+        token = f'<input type="hidden" name="csrfmiddlewaretoken" value="{get_token(request)}">'.encode()
+        response.content = response.content.replace(CSRF_MARKER, token)
+    if request.user.is_authenticated or notices or has_form:
         patch_cache_control(response, private=True, no_cache=True)
     else:
         patch_cache_control(response, public=True, max_age=settings.SHOP_PUBLIC_MAX_AGE)

@@ -37,11 +37,41 @@
       stock.textContent = input.dataset.stock;
       stock.className = "stock " + (input.dataset.inStock === "1" ? "ok" : "out");
       document.getElementById("variant-sku").textContent = input.dataset.sku;
+      var addButton = document.getElementById("add-to-cart");
+      if (addButton) addButton.disabled = input.dataset.inStock !== "1";
       var url = new URL(window.location.href);
       url.searchParams.set("variant", input.value);
       history.replaceState(null, "", url);
     });
   }
+
+  // Add to cart without leaving the page.
+  document.querySelectorAll("form[data-add-to-cart]").forEach(function (cartForm) {
+    cartForm.addEventListener("submit", function (event) {
+      if (event.submitter && event.submitter.getAttribute("formmethod") === "get") return;
+      event.preventDefault();
+      var status = cartForm.querySelector(".add-status");
+      var data = new FormData(cartForm);
+      fetch(cartForm.action, {
+        method: "POST",
+        body: data,
+        headers: { Accept: "application/json", "X-CSRFToken": data.get("csrfmiddlewaretoken") || "" },
+        credentials: "same-origin"
+      })
+        .then(function (r) { return r.json(); })
+        .then(function (body) {
+          if (body.ok) {
+            document.querySelectorAll("[data-cart-count]").forEach(function (el) { el.textContent = body.count; });
+            status.className = "add-status ok";
+            status.textContent = body.message;
+          } else {
+            status.className = "add-status out";
+            status.textContent = body.error ? body.error.message : "That did not work. Please try again.";
+          }
+        })
+        .catch(function () { cartForm.submit(); });
+    });
+  });
 
   // Search suggestions.
   var form = document.querySelector(".search-form");

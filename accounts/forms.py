@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+from django import forms
+from django.contrib.auth import password_validation
+from django.contrib.auth.forms import AuthenticationForm
+
+from accounts import throttle
+from accounts.models import User
+
+COUNTRIES = [
+    ("AT", "Austria"), ("BE", "Belgium"), ("CH", "Switzerland"), ("CZ", "Czechia"), ("DE", "Germany"),
+    ("DK", "Denmark"), ("ES", "Spain"), ("FI", "Finland"), ("FR", "France"), ("GB", "United Kingdom"),
+    ("IE", "Ireland"), ("IT", "Italy"), ("LU", "Luxembourg"), ("NL", "Netherlands"), ("NO", "Norway"),
+    ("PL", "Poland"), ("PT", "Portugal"), ("SE", "Sweden"), ("US", "United States"),
+]  # fmt: skip
+
+
+def client_ip(request) -> str:
+    return request.META.get("REMOTE_ADDR", "") or "unknown"
+
+
+class SignupForm(forms.Form):
+    email = forms.EmailField(
+        label="Email address", max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "email"})
+    )
+    full_name = forms.CharField(label="Your name", max_length=150, required=False,
+                                widget=forms.TextInput(attrs={"autocomplete": "name"}))  # fmt: skip
+    password1 = forms.CharField(label="Password", strip=False,
+                                widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+                                help_text=password_validation.password_validators_help_text_html())  # fmt: skip
+    password2 = forms.CharField(label="Password again", strip=False,
+                                widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))  # fmt: skip
+
+    def clean_email(self) -> str:
+        email = self.cleaned_data["email"].strip().lower()
+        if User.objects.filter(email__iexact=email).exists():
+            raise forms.ValidationError("An account with this email address exists already. Sign in instead?")
+        return email
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        first, second = cleaned.get("password1"), cleaned.get("password2")
+        if first and second and first != second:
+            self.add_error("password2", "The two passwords are not the same.")
+        elif first:
+            candidate = User(email=cleaned.get("email", ""), full_name=cleaned.get("full_name", ""))
+            try:
+                password_validation.validate_password(first, candidate)
+            except forms.ValidationError as error:
+                self.add_error("password1", error)
+        return cleaned
+
+
+class SignInForm(AuthenticationForm):
+    """Django's sign-in form, throttled per account and per IP address."""
+
+    error_messages = {
+        **AuthenticationForm.error_messages,
+        "invalid_login": "That email address and password do not match an account.",
+    }
+
+    def clean(self) -> dict:
+        email = self.data.get("username", "")
+        ip = client_ip(self.request) if self.request else "unknown"
+        try:
+            throttle.check(email, ip)
+        except throttle.Throttled as exc:
+            raise forms.ValidationError(exc.message, code="throttled") from None
+        try:
+            cleaned = super().clean()
+        except forms.ValidationError:
+            throttle.failed(email, ip)
+            raise
+        throttle.succeeded(email, ip)
+        return cleaned
+
+
+class ProfileForm(forms.Form):
+    full_name = forms.CharField(label="Your name", max_length=150, required=False)
+
+
+class AddressForm(forms.Form):
+    full_name = forms.CharField(label="Full name", max_length=150)
+    line1 = forms.CharField(label="Address", max_length=200)
+    line2 = forms.CharField(label="Address line 2", max_length=200, required=False)
+    postal_code = forms.CharField(label="Postcode", max_length=20)
+    city = forms.CharField(label="City", max_length=100)
+    region = forms.CharField(label="Region or state", max_length=100, required=False)
+    country = forms.ChoiceField(label="Country", choices=COUNTRIES)
+    phone = forms.CharField(label="Phone", max_length=30, required=False)
+
+
+class DeleteAccountForm(forms.Form):
+    password = forms.CharField(label="Your password, to confirm", strip=False, widget=forms.PasswordInput)
+
+    def __init__(self, *args, user, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.user = user
+
+    def clean_password(self) -> str:
+        password = self.cleaned_data["password"]
+        if not self.user.check_password(password):
+            raise forms.ValidationError("That is not your password.")
+        return password
