@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import UserChangeForm, UserCreationForm
 
-from accounts.models import User
+from accounts.models import Address, User
 
 
 class ShopUserCreationForm(UserCreationForm):
@@ -17,8 +17,14 @@ class ShopUserChangeForm(UserChangeForm):
         fields = "__all__"
 
 
+class AddressInline(admin.StackedInline):
+    model = Address
+    extra = 0
+
+
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
+    inlines = (AddressInline,)
     form = ShopUserChangeForm
     add_form = ShopUserCreationForm
     ordering = ("email",)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth import password_validation
 from django.contrib.auth.forms import AuthenticationForm
 
@@ -16,6 +17,12 @@ COUNTRIES = [
 
 
 def client_ip(request) -> str:
+    """The visitor's address. Behind TRUSTED_PROXY_COUNT proxies it is read from X-Forwarded-For (the entry the
+    nearest trusted proxy added), never from what the client itself sent."""
+    proxies = settings.TRUSTED_PROXY_COUNT
+    forwarded = [p.strip() for p in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if p.strip()]
+    if proxies and len(forwarded) >= proxies:
+        return forwarded[-proxies]
     return request.META.get("REMOTE_ADDR", "") or "unknown"
 
 

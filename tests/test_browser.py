@@ -124,3 +124,44 @@ def test_shopper_browses_filters_and_chooses_a_variant(live_server, page, artifa
     expect(page.get_by_role("heading", level=1)).to_have_text("Results for “jacket”")
     assert int(page.locator("#results-count").inner_text().split()[0]) > 0
     page.screenshot(path=artifacts / "catalog-search.png", full_page=True)
+
+
+def test_visitor_cart_merges_into_the_account_on_sign_in(live_server, page, artifacts, demo_catalog):
+    from playwright.sync_api import expect
+
+    from catalog.models import Product
+
+    first, second = Product.objects.filter(in_stock=True).order_by("id")[:2]
+
+    def add_to_cart(product) -> None:
+        page.goto(f"{live_server.url}/p/{product.slug}/")
+        page.get_by_role("button", name="Add to cart").click()
+        expect(page.locator(".add-status")).to_contain_text("to your cart")
+
+    page.goto(live_server.url + "/account/signup/")
+    page.get_by_label("Email address").fill("shopper@example.com")
+    page.get_by_label("Your name").fill("Sam Shopper")
+    page.get_by_label("Password", exact=True).fill("plum-orchard-lantern-42")
+    page.get_by_label("Password again").fill("plum-orchard-lantern-42")
+    page.get_by_role("button", name="Create account").click()
+    expect(page.get_by_text("Welcome! Your account is ready.")).to_be_visible()
+    add_to_cart(first)  # in the account's cart
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.locator("[data-cart-count]")).to_have_text("0")
+
+    add_to_cart(first)  # as an anonymous visitor
+    add_to_cart(second)
+    expect(page.locator("[data-cart-count]")).to_have_text("2")
+
+    page.get_by_role("link", name="Sign in").click()
+    page.get_by_label("Email address").fill("shopper@example.com")
+    page.get_by_label("Password").fill("plum-orchard-lantern-42")
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("link", name="Cart").click()
+    expect(page.get_by_role("heading", name="Your cart")).to_be_visible()
+    lines = page.locator(".cart-line")
+    expect(lines).to_have_count(2)
+    chosen = next(v for v in first.variants.order_by("position", "id").select_related("stock") if v.stock.available)
+    expect(page.locator(f"#qty-{chosen.pk}")).to_have_value("2")
+    expect(page.locator("[data-cart-count]")).to_have_text("3")
+    page.screenshot(path=artifacts / "cart-merged.png", full_page=True)
