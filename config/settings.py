@@ -198,6 +198,7 @@ CELERY_BEAT_SCHEDULE = {
     "outbox-sweep": {"task": "kernel.outbox_sweep", "schedule": env_int("OUTBOX_SWEEP_SECONDS", 30)},
     "outbox-purge": {"task": "kernel.outbox_purge", "schedule": 60 * 60 * 6},
     "worker-heartbeat": {"task": "kernel.worker_heartbeat", "schedule": 60},
+    "payments-resolve-pending": {"task": "payments.resolve_pending", "schedule": 60},
 }
 
 # ---------------------------------------------------------------- events (kernel.bus)
@@ -280,6 +281,15 @@ SHOP_CURRENCY = env_str("SHOP_CURRENCY", "EUR")
 SHOP_PAGE_CACHE_SECONDS = env_int("SHOP_PAGE_CACHE_SECONDS", 300 if REDIS_URL else 0)
 # Cache-Control max-age for catalog pages served to anonymous visitors (browsers and shared caches).
 SHOP_PUBLIC_MAX_AGE = env_int("SHOP_PUBLIC_MAX_AGE", 60)
+
+# ---------------------------------------------------------------- payments
+# "test" (the built-in test gateway, whose cards are fake) or "stripe". A production shop defaults to Stripe: the
+# test gateway is on only in development or when chosen explicitly.
+PAYMENTS_GATEWAY = env_str("PAYMENTS_GATEWAY", "test" if DEBUG else "stripe")
+PAYMENTS_TEST_GATEWAY_ENABLED = env_bool("PAYMENTS_TEST_GATEWAY_ENABLED", PAYMENTS_GATEWAY == "test")
+PAYMENTS_TEST_GATEWAY_SECRET = env_str("PAYMENTS_TEST_GATEWAY_SECRET", "test-gateway-" + SECRET_KEY[:24])
+STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
+STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET")
 
 # ---------------------------------------------------------------- REST API
 REST_FRAMEWORK = {

@@ -22,6 +22,7 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("account/", include("accounts.urls")),
+    path("payments/", include("payments.urls")),
     re_path(r"^api/(?P<version>v1)/", include(api_v1)),
     path("", include("shop.urls")),
 ]
