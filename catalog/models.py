@@ -174,3 +174,35 @@ class ProductImage(models.Model):
 
     def __str__(self) -> str:
         return self.alt_text
+
+
+class Reservation(models.Model):
+    """Stock held for an order in progress. Held until committed (sold), released, or expired."""
+
+    class Status(models.TextChoices):
+        HELD = "held", "Held"
+        COMMITTED = "committed", "Sold"
+        RELEASED = "released", "Released"
+
+    key = models.CharField(max_length=255, unique=True, help_text="The caller's idempotency key (one per order).")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.HELD)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["expires_at"], condition=Q(status="held"), name="reservation_held_expiry_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.status})"
+
+
+class ReservationLine(models.Model):
+    reservation = models.ForeignKey(Reservation, on_delete=models.CASCADE, related_name="lines")
+    variant = models.ForeignKey(Variant, on_delete=models.PROTECT)
+    quantity = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(quantity__gte=1), name="reservation_line_quantity_positive")]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} x {self.variant_id}"

@@ -16,22 +16,32 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
 from django.core.files.storage import default_storage
-from django.db import transaction
-from django.db.models import Count, Exists, Max, Min, OuterRef, Q
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.text import slugify
 
 from catalog import search as _search
 from catalog.events import CategoriesChanged, ProductChanged, StockChanged
 from catalog.images import make_renditions
-from catalog.models import Category, Product, ProductImage, ProductOptionValue, StockItem, Variant
+from catalog.models import (
+    Category,
+    Product,
+    ProductImage,
+    ProductOptionValue,
+    Reservation,
+    ReservationLine,
+    StockItem,
+    Variant,
+)
 from kernel.bus import publish
 
 logger = logging.getLogger(__name__)
@@ -85,6 +95,22 @@ class UnknownSku(CatalogError):
 
 class StockBelowReserved(CatalogError):
     """On-hand stock cannot go below what is reserved for orders in progress."""
+
+
+class OutOfStock(CatalogError):
+    """Not enough of a variant left to reserve. .sku, .requested and .available say what and how much."""
+
+    def __init__(self, sku: str, title: str, requested: int, available: int) -> None:
+        self.sku, self.title, self.requested, self.available = sku, title, requested, available
+        if available > 0:
+            text = f"Only {available} of {title} left; you asked for {requested}."
+        else:
+            text = f"{title} has just sold out."
+        super().__init__(text)
+
+
+class ReservationNotFound(CatalogError):
+    pass
 
 
 # ---------------------------------------------------------------- categories
@@ -839,3 +865,164 @@ def demo_catalog_seed(*, products: int, seed: int = 1, progress: Callable[[int],
         root = Category.objects.filter(parent=None).order_by("pk").values_list("pk", flat=True).first()
         categories_changed(category_id=root or 0)
     return DemoSeedResult(result.created, result.existing, result.categories, result.brands)
+
+
+# ---------------------------------------------------------------- reservations
+
+
+@dataclass(frozen=True)
+class ReservedLine:
+    variant_id: int
+    sku: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class ReservationInfo:
+    key: str
+    status: str
+    expires_at: datetime
+    lines: tuple[ReservedLine, ...]
+
+
+def _reservation_info(reservation: Reservation) -> ReservationInfo:
+    lines = tuple(
+        ReservedLine(line.variant_id, line.variant.sku, line.quantity)
+        for line in reservation.lines.select_related("variant").order_by("variant_id")
+    )
+    return ReservationInfo(reservation.key, reservation.status, reservation.expires_at, lines)
+
+
+def _publish_stock(variant_ids: Iterable[int]) -> None:
+    """Tell the shop about stock that changed (product pages), and refresh listings where availability flipped."""
+    rows = list(
+        StockItem.objects.filter(variant_id__in=list(variant_ids)).values_list(
+            "variant_id", "variant__sku", "variant__product_id", "variant__product__slug", "on_hand", "reserved",
+            "variant__product__in_stock",
+        )
+    )  # fmt: skip
+    flipped = set()
+    for variant_id, sku, product_id, slug, on_hand, reserved, product_in_stock in rows:
+        available = on_hand - reserved
+        publish(
+            StockChanged(variant_id=variant_id, sku=sku, product_id=product_id, product_slug=slug, available=available)
+        )
+        if (available > 0) != product_in_stock:
+            flipped.add(product_id)
+    if flipped:
+        refresh_products(product_ids=flipped)
+
+
+def stock_reserve(*, key: str, lines: Iterable[tuple[int, int]], ttl_seconds: int = 900) -> ReservationInfo:
+    """Hold stock for (variant_id, quantity) lines until committed, released or expired.
+
+    Each line is a conditional update (available >= quantity) taken in variant-id order, so two buyers never
+    deadlock and stock never goes below zero (the database checks it as well). All lines or none: raises
+    OutOfStock for the first that cannot be held. Idempotent: the same key returns the reservation made first.
+    """
+    wanted: dict[int, int] = defaultdict(int)
+    for variant_id, quantity in lines:
+        if quantity < 1:
+            raise ValueError("quantities must be at least 1")
+        wanted[int(variant_id)] += int(quantity)
+    if not wanted:
+        raise ValueError("nothing to reserve")
+    existing = Reservation.objects.filter(key=key).first()
+    if existing is not None:
+        return _reservation_info(existing)
+    try:
+        with transaction.atomic():
+            reservation = Reservation.objects.create(
+                key=key, expires_at=timezone.now() + timedelta(seconds=ttl_seconds)
+            )
+            on_sale = set(
+                Variant.objects.filter(pk__in=wanted, is_active=True, product__is_active=True).values_list(
+                    "pk", flat=True
+                )
+            )
+            for variant_id in sorted(wanted):
+                quantity = wanted[variant_id]
+                # The condition must stay on the stock row itself (no join): PostgreSQL re-checks it on the row's
+                # latest version after waiting for a concurrent buyer's lock, so two buyers cannot both pass it.
+                held = variant_id in on_sale and StockItem.objects.filter(
+                    variant_id=variant_id, on_hand__gte=F("reserved") + quantity
+                ).update(reserved=F("reserved") + quantity)
+                if not held:
+                    variant = Variant.objects.select_related("product", "stock").filter(pk=variant_id).first()
+                    if variant is None:
+                        raise OutOfStock(str(variant_id), "This product", quantity, 0)
+                    stock = getattr(variant, "stock", None)
+                    available = max(stock.available, 0) if stock and variant_id in on_sale else 0
+                    raise OutOfStock(variant.sku, variant.product.title, quantity, available)
+            ReservationLine.objects.bulk_create(
+                [ReservationLine(reservation=reservation, variant_id=v, quantity=q) for v, q in sorted(wanted.items())]
+            )
+            _publish_stock(wanted)
+    except IntegrityError:  # the same key at the same moment: the first one wins
+        existing = Reservation.objects.filter(key=key).first()
+        if existing is None:
+            raise
+        return _reservation_info(existing)
+    return _reservation_info(reservation)
+
+
+def _settle(key: str, to_status: str) -> ReservationInfo:
+    with transaction.atomic():
+        reservation = Reservation.objects.select_for_update().filter(key=key).first()
+        if reservation is None:
+            raise ReservationNotFound(key)
+        if reservation.status != Reservation.Status.HELD:
+            return _reservation_info(reservation)  # done already: idempotent
+        lines = list(reservation.lines.order_by("variant_id"))
+        for line in lines:
+            change = {"reserved": F("reserved") - line.quantity}
+            if to_status == Reservation.Status.COMMITTED:
+                change["on_hand"] = F("on_hand") - line.quantity
+            StockItem.objects.filter(variant_id=line.variant_id).update(**change)
+        reservation.status = to_status
+        reservation.save(update_fields=["status"])
+        if to_status == Reservation.Status.RELEASED:
+            _publish_stock(line.variant_id for line in lines)
+    return _reservation_info(reservation)
+
+
+def stock_commit(*, key: str) -> ReservationInfo:
+    """The order is paid: held stock becomes a sale (on hand and reserved both go down). Idempotent."""
+    return _settle(key, Reservation.Status.COMMITTED)
+
+
+def stock_release(*, key: str) -> ReservationInfo:
+    """The order will not happen: held stock is free again. Idempotent; a sold reservation is left as it is."""
+    return _settle(key, Reservation.Status.RELEASED)
+
+
+def stock_restock(*, key: str) -> ReservationInfo:
+    """The order is cancelled: held stock is released, sold stock returns to on-hand. Idempotent."""
+    with transaction.atomic():
+        reservation = Reservation.objects.select_for_update().filter(key=key).first()
+        if reservation is None:
+            raise ReservationNotFound(key)
+        if reservation.status != Reservation.Status.COMMITTED:
+            sold = False
+        else:
+            sold = True
+            lines = list(reservation.lines.order_by("variant_id"))
+            for line in lines:
+                StockItem.objects.filter(variant_id=line.variant_id).update(on_hand=F("on_hand") + line.quantity)
+            reservation.status = Reservation.Status.RELEASED
+            reservation.save(update_fields=["status"])
+            _publish_stock(line.variant_id for line in lines)
+    return _reservation_info(reservation) if sold else stock_release(key=key)
+
+
+def reservations_expire(*, now: datetime | None = None, limit: int = 500) -> int:
+    """Release held reservations past their time (the periodic task). Returns how many."""
+    now = now or timezone.now()
+    keys = list(
+        Reservation.objects.filter(status=Reservation.Status.HELD, expires_at__lt=now).values_list("key", flat=True)[
+            :limit
+        ]
+    )
+    for key in keys:
+        stock_release(key=key)
+    return len(keys)
