@@ -199,6 +199,8 @@ CELERY_BEAT_SCHEDULE = {
     "outbox-purge": {"task": "kernel.outbox_purge", "schedule": 60 * 60 * 6},
     "worker-heartbeat": {"task": "kernel.worker_heartbeat", "schedule": 60},
     "payments-resolve-pending": {"task": "payments.resolve_pending", "schedule": 60},
+    "orders-expire-unpaid": {"task": "orders.expire_unpaid", "schedule": 60},
+    "catalog-expire-reservations": {"task": "catalog.expire_reservations", "schedule": 60},
 }
 
 # ---------------------------------------------------------------- events (kernel.bus)
@@ -276,6 +278,10 @@ USE_TZ = True
 # ---------------------------------------------------------------- shop
 SHOP_NAME = env_str("SHOP_NAME", "Northwind Goods")
 SHOP_CURRENCY = env_str("SHOP_CURRENCY", "EUR")
+SHOP_TAX_RATE = env_str("SHOP_TAX_RATE", "0.20")  # VAT as a fraction
+SHOP_PRICES_INCLUDE_TAX = env_bool("SHOP_PRICES_INCLUDE_TAX", True)
+SHOP_FREE_SHIPPING_ABOVE = env_str("SHOP_FREE_SHIPPING_ABOVE", "50.00")
+SHOP_RESERVATION_MINUTES = env_int("SHOP_RESERVATION_MINUTES", 15)  # stock held while the customer pays
 # Seconds a rendered catalog page part is kept (0: off). On by default with Redis, where every process shares the
 # cache and catalog events can invalidate it; off without Redis (see shop/caching.py).
 SHOP_PAGE_CACHE_SECONDS = env_int("SHOP_PAGE_CACHE_SECONDS", 300 if REDIS_URL else 0)

@@ -1,4 +1,42 @@
-"""Domain events of orders (frozen dataclasses named "orders.<thing>.<happened>.v<N>", see kernel.events).
+"""Domain events of orders."""
 
-None are published yet; the issue that builds orders adds them here.
-"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import ClassVar
+
+from kernel.events import DomainEvent
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrderPlaced(DomainEvent):
+    name: ClassVar[str] = "orders.order.placed.v1"
+    order_id: int
+    number: str
+    user_id: int | None
+    total: Decimal
+    currency: str
+    product_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrderPaid(DomainEvent):
+    name: ClassVar[str] = "orders.order.paid.v1"
+    order_id: int
+    number: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrderCancelled(DomainEvent):
+    name: ClassVar[str] = "orders.order.cancelled.v1"
+    order_id: int
+    number: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrderShipped(DomainEvent):
+    name: ClassVar[str] = "orders.order.shipped.v1"
+    order_id: int
+    number: str

@@ -1,0 +1,41 @@
+"""What orders does when payments report, and when its own orders are paid."""
+
+from __future__ import annotations
+
+import contextlib
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.template.loader import render_to_string
+
+from kernel.bus import subscribe
+from orders import services
+from orders.events import OrderPaid
+from payments.events import PaymentAuthorized, PaymentFailed
+
+
+@subscribe(PaymentAuthorized)
+def mark_order_paid(event: PaymentAuthorized) -> None:
+    with contextlib.suppress(services.OrderNotFound):  # a payment for something other than an order
+        services.order_payment_authorized(number=event.reference, payment_id=event.payment_id)
+
+
+@subscribe(PaymentFailed)
+def cancel_unpaid_order(event: PaymentFailed) -> None:
+    services.order_payment_failed(number=event.reference, message=event.message)
+
+
+@subscribe(OrderPaid)
+def send_order_confirmation(event: OrderPaid) -> None:
+    """Runs on a worker after the order is paid; sends the confirmation exactly once per order."""
+    if not services.order_confirmation_claim(number=event.number):
+        return
+    order = services.order_find(number=event.number)
+    context = {"order": order, "shop_name": settings.SHOP_NAME}
+    send_mail(
+        subject=f"{settings.SHOP_NAME}: order {order.number} confirmed",
+        message=render_to_string("orders/email/confirmation.txt", context),
+        html_message=render_to_string("orders/email/confirmation.html", context),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        recipient_list=[order.email],
+    )
