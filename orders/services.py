@@ -92,7 +92,7 @@ class QuoteLine:
     quantity: int
 
     @property
-    def total(self) -> Decimal:
+    def line_total(self) -> Decimal:
         return self.unit_price * self.quantity
 
 
@@ -122,7 +122,7 @@ def order_quote(*, lines: list[tuple[int, int]], shipping_method: str = "standar
             QuoteLine(variant.id, variant.product_id, variant.sku, variant.product_title, variant.label,
                       variant.price, quantity)
         )  # fmt: skip
-    subtotal = sum((line.total for line in quoted), Decimal(0))
+    subtotal = sum((line.line_total for line in quoted), Decimal(0))
     method = next((m for m in shipping_methods(subtotal=subtotal) if m.code == shipping_method), None)
     if method is None:
         raise ValueError(f"unknown shipping method {shipping_method!r}")
@@ -278,7 +278,7 @@ def order_place(
             OrderLine.objects.bulk_create(
                 OrderLine(order=order, variant_id=li.variant_id, product_id=li.product_id, sku=li.sku, name=li.name,
                           variant_label=li.variant_label, unit_price=li.unit_price, currency=quote.currency,
-                          quantity=li.quantity, line_total=li.total)
+                          quantity=li.quantity, line_total=li.line_total)
                 for li in quote.lines
             )  # fmt: skip
             actor = f"customer:{user_id}" if user_id else "guest"
@@ -426,3 +426,32 @@ def orders_expire_unpaid(*, older_than_minutes: int | None = None) -> int:
         except OrderError:
             logger.exception("could not expire order %s", number)
     return len(numbers)
+
+
+__all__ = [
+    "ALLOWED",
+    "CANCELLABLE",
+    "EmptyBasket",
+    "IllegalTransition",
+    "OrderError",
+    "OrderInfo",
+    "OrderNotFound",
+    "PaymentError",
+    "Quote",
+    "UnavailableItem",
+    "order_attach_payment",
+    "order_by_key",
+    "order_cancel",
+    "order_confirmation_claim",
+    "order_find",
+    "order_get",
+    "order_payment_authorized",
+    "order_payment_failed",
+    "order_place",
+    "order_quote",
+    "order_ship",
+    "order_transition",
+    "orders_expire_unpaid",
+    "orders_for_customer",
+    "shipping_methods",
+]

@@ -140,6 +140,17 @@ def remove(request: HttpRequest, *, variant_id: int) -> Change:
     return Change(0, "Removed from your cart.")
 
 
+def clear(request: HttpRequest) -> None:
+    if request.user.is_authenticated:
+        CartLine.objects.filter(user=request.user).delete()
+    request.session.pop(SESSION_KEY, None)
+
+
+def lines_for_order(request: HttpRequest) -> list[tuple[int, int]]:
+    """(variant id, quantity) of every line in the cart."""
+    return [(variant_id, quantity) for variant_id, (quantity, _) in _lines(request).items()]
+
+
 def count(request: HttpRequest) -> int:
     if request.user.is_authenticated:
         return CartLine.objects.filter(user=request.user).aggregate(n=Sum("quantity"))["n"] or 0

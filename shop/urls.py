@@ -2,7 +2,7 @@ from django.contrib.sitemaps import views as sitemap_views
 from django.urls import path
 from django.views.decorators.cache import cache_page
 
-from shop import cart_views, views
+from shop import cart_views, checkout_views, views
 from shop.sitemaps import SITEMAPS
 
 app_name = "shop"
@@ -17,6 +17,13 @@ urlpatterns = [
     path("cart/add", cart_views.cart_add, name="cart-add"),
     path("cart/update", cart_views.cart_update, name="cart-update"),
     path("cart/remove", cart_views.cart_remove, name="cart-remove"),
+    path("checkout/", checkout_views.details, name="checkout"),
+    path("checkout/review/", checkout_views.review, name="checkout-review"),
+    path("checkout/place/", checkout_views.place, name="checkout-place"),
+    path("checkout/return/<str:number>/", checkout_views.payment_return, name="checkout-return"),
+    path("orders/", checkout_views.order_history, name="orders"),
+    path("orders/<str:number>/", checkout_views.order_detail, name="order"),
+    path("orders/<str:number>/cancel/", checkout_views.order_cancel, name="order-cancel"),
     path("robots.txt", views.robots_txt, name="robots"),
     path(
         "sitemap.xml",

@@ -165,3 +165,69 @@ def test_visitor_cart_merges_into_the_account_on_sign_in(live_server, page, arti
     expect(page.locator(f"#qty-{chosen.pk}")).to_have_value("2")
     expect(page.locator("[data-cart-count]")).to_have_text("3")
     page.screenshot(path=artifacts / "cart-merged.png", full_page=True)
+
+
+def test_search_to_paid_order_and_a_declined_card_keeps_the_cart(live_server, page, artifacts, demo_catalog):
+    from playwright.sync_api import expect
+
+    from catalog.models import Product
+
+    product = Product.objects.filter(in_stock=True, title__icontains="jacket").order_by("id").first()
+    assert product is not None
+
+    page.goto(live_server.url + "/")
+    page.get_by_label("Search the shop").fill("jacket")
+    page.get_by_label("Search the shop").press("Enter")
+    page.get_by_role("link", name=product.title).first.click()
+    page.get_by_role("button", name="Add to cart").click()
+    expect(page.locator(".add-status")).to_contain_text("to your cart")
+
+    page.goto(live_server.url + "/account/signup/?next=/cart/")
+    page.get_by_label("Email address").fill("buyer@example.com")
+    page.get_by_label("Password", exact=True).fill("plum-orchard-lantern-42")
+    page.get_by_label("Password again").fill("plum-orchard-lantern-42")
+    page.get_by_role("button", name="Create account").click()
+    expect(page.get_by_role("heading", name="Your cart")).to_be_visible()
+    page.get_by_role("link", name="Go to checkout").click()
+
+    page.get_by_label("Full name").fill("Sam Buyer")
+    page.get_by_label("Address", exact=True).fill("1 Market Street")
+    page.get_by_label("Postcode").fill("10115")
+    page.get_by_label("City").fill("Berlin")
+    page.get_by_role("button", name="Review your order").click()
+    expect(page.get_by_role("heading", name="Review your order")).to_be_visible()
+    page.screenshot(path=artifacts / "checkout-review.png", full_page=True)
+    page.locator("#place-order").click()
+
+    expect(page.get_by_text("TEST GATEWAY")).to_be_visible()
+    page.get_by_label("Card number").fill("4242 4242 4242 4242")
+    page.get_by_role("button", name="Pay").click()
+    expect(page.get_by_role("heading", name="Thank you! Your order is confirmed.")).to_be_visible()
+    number = page.locator("#order-number").inner_text()
+    page.screenshot(path=artifacts / "checkout-confirmation.png", full_page=True)
+    expect(page.locator("[data-cart-count]")).to_have_text("0")
+
+    page.get_by_role("link", name="Orders").click()
+    expect(page.get_by_role("link", name=number)).to_be_visible()
+    page.get_by_role("link", name=number).click()
+    expect(page.locator(".order-status")).to_contain_text("Paid")
+    page.screenshot(path=artifacts / "order-detail.png", full_page=True)
+
+    # a second purchase, paid with a card that is declined
+    page.goto(f"{live_server.url}/p/{product.slug}/")
+    page.get_by_role("button", name="Add to cart").click()
+    expect(page.locator("[data-cart-count]")).to_have_text("1")
+    page.goto(live_server.url + "/checkout/")
+    page.get_by_label("Full name").fill("Sam Buyer")
+    page.get_by_label("Address", exact=True).fill("1 Market Street")
+    page.get_by_label("Postcode").fill("10115")
+    page.get_by_label("City").fill("Berlin")
+    page.get_by_role("button", name="Review your order").click()
+    page.locator("#place-order").click()
+    page.get_by_label("Card number").fill("4000 0000 0000 0002")
+    page.get_by_role("button", name="Pay").click()
+    expect(page.get_by_role("heading", name="Your payment did not go through")).to_be_visible()
+    expect(page.get_by_role("alert")).to_contain_text("Your card was declined")
+    page.screenshot(path=artifacts / "checkout-declined.png", full_page=True)
+    page.get_by_role("link", name="Back to your cart").click()
+    expect(page.locator(".cart-line")).to_have_count(1)

@@ -209,3 +209,25 @@ def test_twenty_concurrent_buyers_of_the_last_five_units(kettle):
     on_hand, reserved = stock(kettle)
     assert (on_hand, reserved, sold) == (0, 0, 5)
     assert on_hand + sold == 5, "conserved"
+
+
+def test_staff_ship_from_the_admin_and_the_customer_is_charged(client, kettle, django_capture_on_commit_callbacks):
+    from tests.factories import SuperuserFactory
+
+    with django_capture_on_commit_callbacks(execute=True):
+        order = place(kettle)
+    with django_capture_on_commit_callbacks(execute=True):
+        pay(order)
+    staff = SuperuserFactory()
+    client.force_login(staff)
+    url = "/admin/orders/order/"
+    pk = Order.objects.get().pk
+    for action, expected in [("ship", "shipped and charged"), ("deliver", "delivered"), ("cancel", "can no longer")]:
+        with django_capture_on_commit_callbacks(execute=True):
+            page = client.post(url, {"action": action, "_selected_action": [pk]}, follow=True).content.decode()
+        assert expected in page
+    info = services.order_find(number=order.number)
+    assert info.status == "delivered"
+    assert info.history[-1].actor == f"staff:{staff.pk}"
+    assert payment_get(payment_id=info.payment_id).amount_captured == info.total
+    assert client.get(f"{url}{pk}/change/").status_code == 200

@@ -1,0 +1,127 @@
+"""Checkout pages: details, review, placing (once), returning from the gateway, order pages."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.test import Client
+
+from catalog.models import StockItem
+from orders.models import Order
+from payments.gateways.test_gateway import TestGateway
+from payments.models import Payment, TestGatewayCharge
+from tests.factories import UserFactory, make_category, make_product
+
+pytestmark = pytest.mark.django_db
+DETAILS = {"email": "guest@example.com", "saved_address": "new", "full_name": "Gus Guest", "line1": "1 Market St",
+           "postal_code": "10115", "city": "Berlin", "country": "DE", "shipping_method": "standard"}  # fmt: skip
+
+
+@pytest.fixture
+def lamp():
+    variants = [{"options": {"Colour": "Brass"}, "price": "80.00", "stock": 3}]
+    return make_product("Brass Lamp", make_category("Lighting"), variants=variants).variants.get()
+
+
+def to_review(client, variant, quantity="1") -> str:
+    client.post("/cart/add", {"variant": variant.pk, "quantity": quantity})
+    assert client.post("/checkout/", DETAILS)["Location"] == "/checkout/review/"
+    page = client.get("/checkout/review/").content.decode()
+    return re.search(r'name="token" value="([^"]+)"', page).group(1)
+
+
+def pay_on_gateway(client, location: str, card: str) -> str:
+    """Pay on the hosted page; hand the gateway's callback to the shop; return where the customer lands."""
+    charge = TestGatewayCharge.objects.get(token=location.rstrip("/").rsplit("/", 1)[1])
+    back = client.post(location, {"card_number": card})["Location"]
+    charge.refresh_from_db()
+    body, headers = TestGateway().notification(charge)
+    client.post("/payments/notify/test/", body, content_type="application/json", headers=headers)
+    return back
+
+
+def test_guest_checkout_places_one_order_and_one_payment_even_when_submitted_twice(
+    client, lamp, django_capture_on_commit_callbacks
+):
+    token = to_review(client, lamp, "2")
+    with django_capture_on_commit_callbacks(execute=True):
+        first = client.post("/checkout/place/", {"token": token})
+        second = client.post("/checkout/place/", {"token": token})
+    assert first["Location"] == second["Location"]
+    assert first["Location"].startswith("/payments/test-gateway/pay/")
+    assert (Order.objects.count(), Payment.objects.count(), TestGatewayCharge.objects.count()) == (1, 1, 1)
+    assert StockItem.objects.get(variant=lamp).reserved == 2
+
+    with django_capture_on_commit_callbacks(execute=True):
+        back = pay_on_gateway(client, first["Location"], "4242424242424242")
+    page = client.get(back).content.decode()
+    assert "Thank you! Your order is confirmed." in page
+    order = Order.objects.get()
+    assert order.status == "paid"
+    assert order.email == "guest@example.com"
+    assert client.get("/cart/").context["cart"].lines == (), "the cart is emptied once the order is paid"
+    assert client.get(f"/orders/{order.number}/?t={order.access_token}").status_code == 200, "the guest's link"
+    assert Client().get(f"/orders/{order.number}/").status_code == 404, "nobody else's"
+
+
+def test_declined_card_shows_why_and_keeps_the_cart(client, lamp, django_capture_on_commit_callbacks):
+    token = to_review(client, lamp)
+    with django_capture_on_commit_callbacks(execute=True):
+        location = client.post("/checkout/place/", {"token": token})["Location"]
+        back = pay_on_gateway(client, location, "4000000000009995")
+    page = client.get(back).content.decode()
+    assert "Your card has insufficient funds." in page
+    assert "Your cart is just as you left it." in page
+    assert len(client.get("/cart/").context["cart"].lines) == 1
+    assert StockItem.objects.get(variant=lamp).reserved == 0, "released at once"
+    assert Order.objects.get().status == "cancelled"
+
+
+def test_details_errors_keep_what_was_typed(client, lamp):
+    client.post("/cart/add", {"variant": lamp.pk, "quantity": "1"})
+    page = client.post("/checkout/", {**DETAILS, "email": "not-an-email", "city": ""}).content.decode()
+    assert "Enter a valid email address." in page
+    assert "This field is required." in page
+    assert 'value="Gus Guest"' in page
+    assert 'value="1 Market St"' in page
+
+
+def test_sold_out_at_the_last_moment_is_explained_and_nothing_is_held(client, lamp):
+    token = to_review(client, lamp, "3")
+    StockItem.objects.filter(variant=lamp).update(on_hand=1)
+    response = client.post("/checkout/place/", {"token": token}, follow=True)
+    assert "Only 1 of Brass Lamp left; you asked for 3." in response.content.decode()
+    assert Order.objects.count() == 0
+    assert StockItem.objects.get(variant=lamp).reserved == 0
+
+
+def test_checkout_needs_a_cart_and_a_current_token(client, lamp):
+    assert client.get("/checkout/")["Location"] == "/cart/"
+    to_review(client, lamp)
+    assert client.post("/checkout/place/", {"token": "stale"})["Location"] == "/checkout/review/"
+    assert client.post("/checkout/place/", {})["Location"] == "/checkout/review/"
+    assert Order.objects.count() == 0
+
+
+def test_signed_in_customer_sees_history_and_cancels_before_shipment(lamp, django_capture_on_commit_callbacks):
+    client = Client()
+    client.force_login(UserFactory(email="ada@example.com"))
+    token = to_review(client, lamp)
+    with django_capture_on_commit_callbacks(execute=True):
+        location = client.post("/checkout/place/", {"token": token})["Location"]
+        pay_on_gateway(client, location, "4242424242424242")
+    order = Order.objects.get()
+    assert order.number in client.get("/orders/").content.decode()
+    detail = client.get(f"/orders/{order.number}/").content.decode()
+    assert "Awaiting payment" in detail
+    assert "Payment authorised" in detail
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(f"/orders/{order.number}/cancel/")
+    order.refresh_from_db()
+    assert order.status == "cancelled"
+    assert StockItem.objects.get(variant=lamp).on_hand == 3, "back on the shelf"
+    assert Payment.objects.get().status == "voided"
+    other = Client()
+    other.force_login(UserFactory())
+    assert other.post(f"/orders/{order.number}/cancel/").status_code == 404
