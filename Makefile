@@ -46,8 +46,9 @@ beat: install ## the Celery scheduler for periodic tasks (needs REDIS_URL)
 	@test -n "$$REDIS_URL$$CELERY_BROKER_URL" || { echo "make beat needs REDIS_URL"; exit 2; }
 	$(BIN)/celery -A config beat --loglevel=INFO --schedule var/celerybeat-schedule
 
-bench: install ## serve with gunicorn, drive load with wrk, print req/s, p50 and p99
+bench: install ## storefront pages with wrk (req/s, p50, p99), then checkout orders per second with an oversell check
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/checkout.py
 
 lock: install ## re-resolve requirements.lock and requirements-dev.lock from pyproject.toml
 	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --no-header --annotation-style line -o requirements.lock

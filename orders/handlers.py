@@ -8,19 +8,22 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.template.loader import render_to_string
 
-from kernel.bus import subscribe
+from kernel.bus import INLINE, subscribe
 from orders import services
 from orders.events import OrderPaid
 from payments.events import PaymentAuthorized, PaymentFailed
 
 
-@subscribe(PaymentAuthorized)
+# Inline: the order turns paid (or is cancelled) in the process that learned the payment's outcome, right after
+# that commit, so the customer coming back from the gateway sees the confirmation at once. The outbox and its
+# sweep still guarantee delivery if this fails; the email goes to a worker.
+@subscribe(PaymentAuthorized, mode=INLINE)
 def mark_order_paid(event: PaymentAuthorized) -> None:
     with contextlib.suppress(services.OrderNotFound):  # a payment for something other than an order
         services.order_payment_authorized(number=event.reference, payment_id=event.payment_id)
 
 
-@subscribe(PaymentFailed)
+@subscribe(PaymentFailed, mode=INLINE)
 def cancel_unpaid_order(event: PaymentFailed) -> None:
     services.order_payment_failed(number=event.reference, message=event.message)
 

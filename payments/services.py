@@ -272,12 +272,12 @@ def _record_refund(payment: Payment, amount: Decimal) -> None:
 
 
 def payment_refresh(*, payment_id: int) -> PaymentInfo:
-    """Ask the gateway how a payment stands and apply it (on return from the gateway, and by the periodic task).
-    A gateway that times out leaves the payment as it was."""
+    """Ask the gateway how a pending payment stands and apply it (on return from the gateway, and by the periodic
+    task). A gateway that times out leaves the payment as it was."""
     payment = Payment.objects.filter(pk=payment_id).first()
     if payment is None:
         raise PaymentNotFound(payment_id)
-    if payment.gateway_reference and payment.status in (Status.PENDING, Status.AUTHORIZED, Status.CAPTURED):
+    if payment.gateway_reference and payment.status == Status.PENDING:
         try:
             status = get_gateway(payment.gateway).fetch_status(gateway_reference=payment.gateway_reference)
         except (GatewayTimeout, GatewayUnavailable) as exc:

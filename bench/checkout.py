@@ -1,0 +1,242 @@
+#!/usr/bin/env python3
+"""Checkout benchmark: complete orders per second, end to end, then an oversell check.
+
+    .venv/bin/python bench/checkout.py [--duration 20] [--buyers 16]      (make bench runs it after run.py)
+
+Serves the shop with gunicorn (DEBUG off) against PostgreSQL (BENCH_DATABASE_URL, the 20k catalog of bench/run.py)
+and Redis, with a real Celery worker on a queue of its own. Simulated customers, each with their own cookies, go
+through the real pages: product page, add to cart, checkout details, review, place the order, pay with the test
+gateway's success card on its hosted page (the gateway calls the shop back from the worker), and poll the return
+page until the order is confirmed. Stock is limited on purpose so that some products sell out during the run.
+Afterwards: on-hand + sold must equal the starting stock for every product used, and nothing may be negative.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.cookiejar
+import os
+import random
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import ROOT, base_env, ensure_database, free_port, seed
+
+PYTHON = sys.executable
+DETAILS = {"email": "bench@example.com", "saved_address": "new", "full_name": "Bench Buyer", "line1": "1 Load Street",
+           "postal_code": "10115", "city": "Berlin", "country": "DE", "shipping_method": "standard"}  # fmt: skip
+CSRF = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
+TIMINGS: dict[str, list[float]] = {}
+
+
+class LoopbackPolicy(http.cookiejar.DefaultCookiePolicy):
+    """The shop runs as in production (Secure cookies) but is reached over plain HTTP on 127.0.0.1 here."""
+
+    def return_ok_secure(self, cookie, request) -> bool:
+        return True
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+class Customer:
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar(LoopbackPolicy())), NoRedirect()
+        )
+        self.csrf = ""
+        self.step = "?"
+
+    def request(self, path: str, data: dict | None = None) -> tuple[int, str, str]:
+        began = time.monotonic()
+        try:
+            return self._request(path, data)
+        finally:
+            TIMINGS.setdefault(self.step, []).append(time.monotonic() - began)
+
+    def _request(self, path: str, data: dict | None = None) -> tuple[int, str, str]:
+        url = path if path.startswith("http") else self.base + path
+        body = None
+        if data is not None:
+            body = urllib.parse.urlencode({**data, "csrfmiddlewaretoken": self.csrf}).encode()
+        request = urllib.request.Request(url, data=body, headers={"Referer": self.base + "/"})
+        try:
+            with self.opener.open(request, timeout=30) as response:
+                text = response.read().decode()
+                status, location = response.status, response.headers.get("Location", "")
+        except urllib.error.HTTPError as error:
+            text = error.read().decode(errors="replace")
+            status, location = error.code, error.headers.get("Location", "")
+        found = CSRF.search(text)
+        if found:
+            self.csrf = found.group(1)
+        return status, location, text
+
+    def buy(self, slug: str, variant_id: int) -> str:
+        """One purchase; returns "ok", "sold_out" or what went wrong."""
+        self.step = "product"
+        self.request(f"/p/{slug}/")
+        self.step = "add"
+        status, _, _ = self.request("/cart/add", {"variant": variant_id, "quantity": 1, "next": "/cart/"})
+        if status != 302:
+            return f"add {status}"
+        self.step = "details"
+        status, location, _ = self.request("/checkout/", DETAILS)
+        if location != "/checkout/review/":
+            return f"details {status}"
+        self.step = "review"
+        _, _, page = self.request("/checkout/review/")
+        token = re.search(r'name="token" value="([^"]+)"', page)
+        if not token:
+            return "sold_out" if "sold out" in page or "left" in page else "review"
+        self.step = "place"
+        status, location, _ = self.request("/checkout/place/", {"token": token.group(1)})
+        if "/payments/test-gateway/pay/" not in location:
+            return "sold_out" if location.endswith("/cart/") else f"place {status} {location}"
+        self.step = "gateway page"
+        self.request(location)
+        self.step = "pay"
+        status, back, _ = self.request(location, {"card_number": "4242424242424242"})
+        if not back:
+            return f"pay {status}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            self.step = "return"
+            _, _, page = self.request(back)
+            if "Your order is confirmed" in page:
+                return "ok"
+            time.sleep(0.25)  # a browser on the "confirming" page refreshes every 2 s; this is kinder to the test
+        return "not confirmed in 30 s"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=20)
+    parser.add_argument("--buyers", type=int, default=16, help="customers buying at the same time")
+    parser.add_argument("--workers", type=int, default=3, help="gunicorn workers")
+    parser.add_argument("--products", type=int, default=40, help="how many products are on sale in the run")
+    parser.add_argument("--stock", type=int, default=15, help="units of each product at the start")
+    args = parser.parse_args()
+
+    database = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/shop_bench")
+    redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/2")
+    ensure_database(database)
+    seed(database, 20_000)
+    with psycopg.connect(database, autocommit=True) as conn:
+        rows = conn.execute(
+            """SELECT v.id, p.slug FROM catalog_variant v JOIN catalog_product p ON p.id = v.product_id
+               WHERE p.is_active AND v.is_active AND v.position = 0 ORDER BY p.popularity DESC, v.id LIMIT %s""",
+            (args.products,),
+        ).fetchall()
+        ids = [r[0] for r in rows]
+        conn.execute("UPDATE catalog_reservation SET status = 'released' WHERE status = 'held'")
+        conn.execute("UPDATE catalog_stockitem SET on_hand = %s, reserved = 0 WHERE variant_id = ANY(%s)",
+                     (args.stock, ids))  # fmt: skip
+        conn.execute("UPDATE catalog_product SET in_stock = true WHERE id IN "
+                     "(SELECT product_id FROM catalog_variant WHERE id = ANY(%s))", (ids,))  # fmt: skip
+        started_at = conn.execute("SELECT now()").fetchone()[0]
+
+    port = free_port()
+    queue = f"bench-{secrets.token_hex(4)}"
+    env = base_env(database) | {
+        "REDIS_URL": redis_url, "CACHE_KEY_PREFIX": f"bench-{secrets.token_hex(4)}", "CELERY_QUEUE": queue,
+        "PAYMENTS_GATEWAY": "test", "PAYMENTS_TEST_GATEWAY_ENABLED": "1", "GUNICORN_ACCESSLOG": "/dev/null",
+        "WEB_CONCURRENCY": str(args.workers), "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "EMAIL_BACKEND": "django.core.mail.backends.dummy.EmailBackend", "ALLOWED_HOSTS": "127.0.0.1",
+    }  # fmt: skip
+    web = subprocess.Popen([str(Path(PYTHON).with_name("gunicorn")), "-c", "config/gunicorn.conf.py", "config.wsgi"],
+                           cwd=ROOT, env=env)  # fmt: skip
+    celery = [PYTHON, "-m", "celery", "-A", "config", "worker", "-Q", queue, "--loglevel=WARNING", "--concurrency=2",
+              "--without-gossip", "--without-mingle"]  # fmt: skip
+    worker = subprocess.Popen(celery, cwd=ROOT, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(150):
+            try:
+                urllib.request.urlopen(base + "/readyz", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.2)
+        time.sleep(3)  # the worker connects to the broker
+        outcomes: list[str] = []
+        lock = threading.Lock()
+        stop_at = time.monotonic() + args.duration
+
+        def buyer() -> None:
+            rng = random.Random()
+            while time.monotonic() < stop_at:
+                variant_id, slug = rng.choice(rows)
+                try:
+                    result = Customer(base).buy(slug, variant_id)
+                except Exception as exc:  # a broken connection counts as a failure, not a crash
+                    result = f"error {type(exc).__name__}"
+                with lock:
+                    outcomes.append(result)
+
+        began = time.monotonic()
+        threads = [threading.Thread(target=buyer) for _ in range(args.buyers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.monotonic() - began
+        time.sleep(3)  # let the worker finish what is in flight
+    finally:
+        for process in (web, worker):
+            process.send_signal(signal.SIGTERM)
+        for process in (web, worker):
+            process.wait(timeout=30)
+
+    with psycopg.connect(database) as conn:
+        on_hand, reserved = conn.execute(
+            "SELECT sum(on_hand), sum(reserved) FROM catalog_stockitem WHERE variant_id = ANY(%s)", (ids,)
+        ).fetchone()
+        negative = conn.execute(
+            "SELECT count(*) FROM catalog_stockitem WHERE variant_id = ANY(%s) AND (on_hand < 0 OR reserved < 0 "
+            "OR reserved > on_hand)", (ids,)).fetchone()[0]  # fmt: skip
+        sold = conn.execute(
+            "SELECT coalesce(sum(l.quantity), 0) FROM orders_orderline l JOIN orders_order o ON o.id = l.order_id "
+            "WHERE o.created_at >= %s AND o.status IN ('paid', 'fulfilling', 'shipped', 'delivered') "
+            "AND l.variant_id = ANY(%s)", (started_at, ids)).fetchone()[0]  # fmt: skip
+        statuses = dict(conn.execute(
+            "SELECT status, count(*) FROM orders_order WHERE created_at >= %s GROUP BY status", (started_at,)
+        ).fetchall())  # fmt: skip
+
+    completed = outcomes.count("ok")
+    sold_out = outcomes.count("sold_out")
+    other = [o for o in outcomes if o not in ("ok", "sold_out")]
+    start_stock = args.stock * len(ids)
+    setup = f"gunicorn {args.workers} workers, 1 Celery worker (2 processes), {os.cpu_count()} cores shared"
+    print(f"\n{args.buyers} buyers for {args.duration}s, {setup}, {len(ids)} products x {args.stock} units")
+    rate = completed / elapsed
+    print(f"completed orders: {completed} in {elapsed:.1f}s = {rate:.1f} orders/s (target >= 30)")
+    print(f"refused as sold out: {sold_out}; other outcomes: {len(other)} {sorted(set(other))[:5]}")
+    print(f"orders by status: {statuses}")
+    print(f"stock: started {start_stock}, on hand {on_hand}, reserved {reserved}, sold {sold}; "
+          f"on hand + sold = {on_hand + sold}")  # fmt: skip
+    print("time per step (mean / p95, ms): " + ", ".join(
+        f"{step} {1000 * sum(t) / len(t):.0f}/{1000 * sorted(t)[int(len(t) * 0.95)]:.0f}" for step, t in TIMINGS.items()
+    ))  # fmt: skip
+    oversold = negative or on_hand + sold != start_stock
+    print("oversell check: " + ("FAILED" if oversold else "ok (conserved, nothing negative)"))
+    if oversold or other:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
