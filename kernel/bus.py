@@ -13,6 +13,9 @@ as the subscriber's own changes, so an event delivered twice is applied once. An
 finish (broker down, process killed, handler failing) stays in the outbox and the periodic sweep
 (kernel.outbox_sweep) delivers it again with growing back-off.
 
+An event nobody subscribes to is recorded as delivered at once: a subscriber added in a later deploy receives the
+events published after it, not older ones.
+
 Subscribers are declared in a module's handlers.py, imported by its AppConfig.ready():
 
     @subscribe(PaymentAuthorized)            # async by default
@@ -98,15 +101,18 @@ def publish(event: DomainEvent) -> None:
     """
     alias = db_for_module(event.module)
     now = timezone.now()
+    listened = bool(_subscriptions.get(event.name))
     OutboxEvent.objects.using(alias).create(
         id=event.event_id,
         name=event.name,
         payload=event.to_payload(),
         created_at=now,
         next_attempt_at=now + timedelta(seconds=settings.OUTBOX_SWEEP_AFTER_SECONDS),
+        delivered_at=None if listened else now,  # nobody listens yet: recorded, nothing to deliver
     )
-    event_id = event.event_id
-    transaction.on_commit(lambda: deliver(event_id, using=alias), using=alias, robust=True)
+    if listened:
+        event_id = event.event_id
+        transaction.on_commit(lambda: deliver(event_id, using=alias), using=alias, robust=True)
 
 
 # ---------------------------------------------------------------- delivering
@@ -129,18 +135,25 @@ def deliver(event_id: uuid.UUID | str, *, using: str = "default") -> bool:
         return False
 
     errors: list[str] = []
+    enqueued = False
     for sub in _pending(subscriptions(row.name), row.pk):
         try:
             if sub.mode == INLINE:
                 apply(sub, event)
             else:
                 _enqueue(sub, row.pk, using)
+                enqueued = True
         except Exception as exc:
             logger.exception("delivering %s %s to %s failed", row.name, row.pk, sub.key)
             errors.append(f"{sub.key}: {type(exc).__name__}: {exc}")
     if errors:
         _record_failure(row.pk, using, "; ".join(errors))
         return False
+    if not enqueued:  # every consumer ran here and succeeded: no need to ask again
+        OutboxEvent.objects.using(using).filter(pk=row.pk, delivered_at__isnull=True).update(
+            delivered_at=timezone.now(), last_error=""
+        )
+        return True
     return mark_delivered_if_done(row.pk, row.name, using=using)
 
 
