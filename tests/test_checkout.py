@@ -125,3 +125,37 @@ def test_signed_in_customer_sees_history_and_cancels_before_shipment(lamp, djang
     other = Client()
     other.force_login(UserFactory())
     assert other.post(f"/orders/{order.number}/cancel/").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "data"),
+    [
+        ("get", "/checkout/return/NW-NOPE/", None),
+        ("get", "/checkout/return/%27%3B--/?t=x", None),
+        ("get", "/orders/NW-NOPE/", None),
+        ("get", "/orders/NW-NOPE/?t=" + "x" * 500, None),
+        ("get", "/orders/NW-NOPE/cancel/", None),
+        ("post", "/orders/NW-NOPE/cancel/", {"t": "x"}),
+        ("get", "/checkout/place/", None),
+        ("post", "/checkout/place/", {"token": "x" * 5000}),
+        ("post", "/checkout/", {**DETAILS, "shipping_method": "teleport"}),
+        ("post", "/checkout/", {**DETAILS, "saved_address": "999"}),
+        ("post", "/checkout/", {**DETAILS, "email": "x" * 300 + "@example.com"}),
+        ("post", "/checkout/", {}),
+        ("get", "/payments/test-gateway/pay/nope/", None),
+        ("post", "/payments/test-gateway/pay/nope/", {"card_number": "1" * 500}),
+    ],
+)
+def test_bad_input_on_checkout_and_order_pages_is_never_a_server_error(client, lamp, method, url, data):
+    client.post("/cart/add", {"variant": lamp.pk, "quantity": "1"})
+    response = getattr(client, method)(url, data) if data is not None else getattr(client, method)(url)
+    assert response.status_code in (200, 302, 400, 403, 404, 405)
+    assert Order.objects.count() == 0
+
+
+def test_a_bad_card_number_on_the_gateway_page_is_explained(client, lamp):
+    token = to_review(client, lamp)
+    location = client.post("/checkout/place/", {"token": token})["Location"]
+    page = client.post(location, {"card_number": "12ab"}).content.decode()
+    assert "Enter the card number (12 to 19 digits)." in page
+    assert Order.objects.get().status == "pending_payment"
