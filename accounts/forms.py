@@ -7,13 +7,7 @@ from django.contrib.auth.forms import AuthenticationForm
 
 from accounts import throttle
 from accounts.models import User
-
-COUNTRIES = [
-    ("AT", "Austria"), ("BE", "Belgium"), ("CH", "Switzerland"), ("CZ", "Czechia"), ("DE", "Germany"),
-    ("DK", "Denmark"), ("ES", "Spain"), ("FI", "Finland"), ("FR", "France"), ("GB", "United Kingdom"),
-    ("IE", "Ireland"), ("IT", "Italy"), ("LU", "Luxembourg"), ("NL", "Netherlands"), ("NO", "Norway"),
-    ("PL", "Poland"), ("PT", "Portugal"), ("SE", "Sweden"), ("US", "United States"),
-]  # fmt: skip
+from accounts.services import COUNTRIES
 
 
 def client_ip(request) -> str:

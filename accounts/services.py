@@ -118,6 +118,13 @@ def user_delete(*, user_id: int) -> None:
 # ---------------------------------------------------------------- address book
 
 ADDRESS_FIELDS = ("full_name", "line1", "line2", "postal_code", "city", "region", "country", "phone")
+# Countries the shop delivers to (ISO 3166 code, name): address book and checkout offer these.
+COUNTRIES = (
+    ("AT", "Austria"), ("BE", "Belgium"), ("CH", "Switzerland"), ("CZ", "Czechia"), ("DE", "Germany"),
+    ("DK", "Denmark"), ("ES", "Spain"), ("FI", "Finland"), ("FR", "France"), ("GB", "United Kingdom"),
+    ("IE", "Ireland"), ("IT", "Italy"), ("LU", "Luxembourg"), ("NL", "Netherlands"), ("NO", "Norway"),
+    ("PL", "Poland"), ("PT", "Portugal"), ("SE", "Sweden"), ("US", "United States"),
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -202,6 +209,7 @@ def address_set_default(*, user_id: int, address_id: int, shipping: bool = False
 
 __all__ = [
     "ADDRESS_FIELDS",
+    "COUNTRIES",
     "AccountError",
     "AddressInfo",
     "AddressNotFound",

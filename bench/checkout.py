@@ -32,7 +32,7 @@ from pathlib import Path
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import ROOT, base_env, ensure_database, free_port, seed
+from run import ROOT, base_env, ensure_database, free_port, seed, wait_ready
 
 PYTHON = sys.executable
 DETAILS = {"email": "bench@example.com", "saved_address": "new", "full_name": "Bench Buyer", "line1": "1 Load Street",
@@ -166,12 +166,7 @@ def main() -> None:
     worker = subprocess.Popen(celery, cwd=ROOT, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(150):
-            try:
-                urllib.request.urlopen(base + "/readyz", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.2)
+        wait_ready(base)
         time.sleep(3)  # the worker connects to the broker
         outcomes: list[str] = []
         lock = threading.Lock()

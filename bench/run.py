@@ -104,6 +104,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_ready(base: str) -> None:
+    """Wait until the shop answers /readyz (30 s at most)."""
+    for _ in range(150):
+        try:
+            urllib.request.urlopen(base + "/readyz", timeout=1)
+            return
+        except OSError:
+            time.sleep(0.2)
+    sys.exit("gunicorn did not become ready")
+
+
 @contextlib.contextmanager
 def serve(database_url: str, redis_url: str, cache_seconds: int, workers: int) -> Iterator[str]:
     port = free_port()
@@ -120,14 +131,7 @@ def serve(database_url: str, redis_url: str, cache_seconds: int, workers: int) -
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(150):
-            try:
-                urllib.request.urlopen(base + "/readyz", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.2)
-        else:
-            sys.exit("gunicorn did not become ready")
+        wait_ready(base)
         yield base
     finally:
         server.send_signal(signal.SIGTERM)

@@ -2,13 +2,7 @@ from __future__ import annotations
 
 from django import forms
 
-COUNTRIES = [
-    ("AT", "Austria"), ("BE", "Belgium"), ("CH", "Switzerland"), ("DE", "Germany"), ("DK", "Denmark"),
-    ("ES", "Spain"), ("FI", "Finland"), ("FR", "France"), ("GB", "United Kingdom"), ("IE", "Ireland"),
-    ("IT", "Italy"), ("LU", "Luxembourg"), ("NL", "Netherlands"), ("PL", "Poland"), ("PT", "Portugal"),
-    ("SE", "Sweden"),
-]  # fmt: skip
-ADDRESS_FIELDS = ("full_name", "line1", "line2", "postal_code", "city", "region", "country", "phone")
+from accounts.services import ADDRESS_FIELDS, COUNTRIES
 
 
 class CheckoutForm(forms.Form):
