@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import http.cookiejar
+import json
 import os
 import random
 import re
@@ -22,6 +23,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -32,7 +34,7 @@ from pathlib import Path
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import ROOT, base_env, ensure_database, free_port, seed, wait_ready
+from run import ROOT, base_env, collect_static, ensure_database, free_port, seed, wait_ready
 
 PYTHON = sys.executable
 DETAILS = {"email": "bench@example.com", "saved_address": "new", "full_name": "Bench Buyer", "line1": "1 Load Street",
@@ -124,6 +126,55 @@ class Customer:
         return "not confirmed in 30 s"
 
 
+def cpu_by_program() -> dict[str, float]:
+    """CPU seconds used so far by every live process, summed by program (gunicorn, celery, postgres, this client)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    totals: dict[str, float] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+            cmdline = Path(entry.path, "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        seconds = (int(fields[11]) + int(fields[12])) / tick
+        if int(entry.name) == os.getpid():
+            name = "client"
+        elif "gunicorn" in cmdline:
+            name = "gunicorn"
+        elif "celery" in cmdline:
+            name = "celery"
+        elif "postgres" in stat.split(")", 1)[0]:
+            name = "postgres"
+        elif "redis-server" in cmdline:
+            name = "redis"
+        else:
+            name = "other"
+        totals[name] = totals.get(name, 0.0) + seconds
+    return totals
+
+
+def print_profile(directory: str, completed: int) -> None:
+    totals: dict[str, list[float]] = {}
+    for path in Path(directory).glob("*.json"):
+        for route, row in json.loads(path.read_text()).items():
+            total = totals.setdefault(route, [0, 0.0, 0, 0.0])
+            for i, value in enumerate(row):
+                total[i] += value
+    print("per route: requests, CPU ms per request (its thread), SQL statements per request, CPU ms per order")
+    for route, (count, cpu, queries, _) in sorted(totals.items(), key=lambda kv: -kv[1][1]):
+        print(f"  {route:40} {count:6d} {1000 * cpu / count:7.1f} {queries / count:6.1f} "
+              f"{1000 * cpu / max(completed, 1):7.1f}")  # fmt: skip
+    cpu = sum(row[1] for row in totals.values())
+    queries = sum(row[2] for row in totals.values())
+    print(
+        f"  all: {1000 * cpu / max(completed, 1):.1f} ms of request CPU and {queries / max(completed, 1):.1f} SQL "
+        "statements per completed order"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=20)
@@ -131,12 +182,18 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=3, help="gunicorn workers")
     parser.add_argument("--products", type=int, default=40, help="how many products are on sale in the run")
     parser.add_argument("--stock", type=int, default=15, help="units of each product at the start")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also print CPU time and SQL statements per request, by route (bench/profiled_wsgi.py)",
+    )
     args = parser.parse_args()
 
     database = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/shop_bench")
     redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/2")
     ensure_database(database)
     seed(database, 20_000)
+    collect_static(database)
     with psycopg.connect(database, autocommit=True) as conn:
         rows = conn.execute(
             """SELECT v.id, p.slug FROM catalog_variant v JOIN catalog_product p ON p.id = v.product_id
@@ -159,7 +216,10 @@ def main() -> None:
         "WEB_CONCURRENCY": str(args.workers), "GUNICORN_BIND": f"127.0.0.1:{port}",
         "EMAIL_BACKEND": "django.core.mail.backends.dummy.EmailBackend", "ALLOWED_HOSTS": "127.0.0.1",
     }  # fmt: skip
-    web = subprocess.Popen([str(Path(PYTHON).with_name("gunicorn")), "-c", "config/gunicorn.conf.py", "config.wsgi"],
+    profile_dir = tempfile.mkdtemp(prefix="bench-profile-") if args.profile else ""
+    env["BENCH_PROFILE_DIR"] = profile_dir
+    app = "bench.profiled_wsgi" if args.profile else "config.wsgi"
+    web = subprocess.Popen([str(Path(PYTHON).with_name("gunicorn")), "-c", "config/gunicorn.conf.py", app],
                            cwd=ROOT, env=env)  # fmt: skip
     celery = [PYTHON, "-m", "celery", "-A", "config", "worker", "-Q", queue, "--loglevel=WARNING", "--concurrency=2",
               "--without-gossip", "--without-mingle"]  # fmt: skip
@@ -183,6 +243,7 @@ def main() -> None:
                 with lock:
                     outcomes.append(result)
 
+        cpu_before = cpu_by_program()
         began = time.monotonic()
         threads = [threading.Thread(target=buyer) for _ in range(args.buyers)]
         for t in threads:
@@ -190,6 +251,7 @@ def main() -> None:
         for t in threads:
             t.join()
         elapsed = time.monotonic() - began
+        cpu_used = {k: v - cpu_before.get(k, 0.0) for k, v in cpu_by_program().items()}
         time.sleep(3)  # let the worker finish what is in flight
     finally:
         for process in (web, worker):
@@ -224,9 +286,16 @@ def main() -> None:
     print(f"orders by status: {statuses}")
     print(f"stock: started {start_stock}, on hand {on_hand}, reserved {reserved}, sold {sold}; "
           f"on hand + sold = {on_hand + sold}")  # fmt: skip
-    print("time per step (mean / p95, ms): " + ", ".join(
-        f"{step} {1000 * sum(t) / len(t):.0f}/{1000 * sorted(t)[int(len(t) * 0.95)]:.0f}" for step, t in TIMINGS.items()
+    print("requests per step, mean / p95 ms: " + ", ".join(
+        f"{step} {len(t)} {1000 * sum(t) / len(t):.0f}/{1000 * sorted(t)[int(len(t) * 0.95)]:.0f}"
+        for step, t in TIMINGS.items()
     ))  # fmt: skip
+    print(f"CPU seconds in the run ({elapsed:.1f}s x {os.cpu_count()} cores) / per completed order in ms: " + ", ".join(
+        f"{name} {seconds:.1f}s/{1000 * seconds / max(completed, 1):.0f}"
+        for name, seconds in sorted(cpu_used.items(), key=lambda kv: -kv[1]) if seconds >= 0.05
+    ))  # fmt: skip
+    if profile_dir:
+        print_profile(profile_dir, completed)
     oversold = negative or on_hand + sold != start_stock
     print("oversell check: " + ("FAILED" if oversold else "ok (conserved, nothing negative)"))
     if oversold or other:

@@ -98,6 +98,12 @@ def seed(database_url: str, products: int) -> None:
     subprocess.run([PYTHON, "manage.py", "seed_demo", "--products", str(products)], cwd=ROOT, env=env, check=True)
 
 
+def collect_static(database_url: str) -> None:
+    """gunicorn runs with DEBUG off: the hashed static files (manifest) must exist, as in the Docker image."""
+    subprocess.run([PYTHON, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=base_env(database_url),
+                   check=True)  # fmt: skip
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -203,7 +209,7 @@ def main() -> None:
     for url, count in ((big, args.products), (small, 1000)):
         print(f"== catalog of {count} products in {url.rsplit('/', 1)[1]}", flush=True)
         seed(url, count)
-    subprocess.run([PYTHON, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=base_env(big), check=True)
+    collect_static(big)
 
     big_name, small_name = f"{args.products // 1000}k", "1k"
     plan = [

@@ -28,6 +28,7 @@ class StockChanged(DomainEvent):
     product_id: int
     product_slug: str
     available: int
+    available_before: int | None = None  # None: not known (older publishers); consumers treat it as "changed"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -23,7 +23,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q
 from django.urls import reverse
 from django.utils import timezone
@@ -689,8 +689,25 @@ def product_detail(*, slug: str) -> ProductDetail:
 
 def variants_get(*, variant_ids: Iterable[int]) -> dict[int, VariantInfo]:
     """Current price and availability of these variants (missing ids are left out). One query."""
-    rows = Variant.objects.filter(pk__in=list(variant_ids), product__is_active=True).select_related("stock", "product")
-    return {v.pk: _variant_info(v) for v in rows}
+    rows = (
+        Variant.objects.filter(pk__in=list(variant_ids), product__is_active=True)
+        .order_by()
+        .values_list(
+            "pk", "product_id", "product__title", "product__slug", "product__listing_image", "sku", "options", "price",
+            "compare_at_price", "currency", "stock__on_hand", "stock__reserved", "is_active",
+        )
+    )  # fmt: skip
+    # The cart, the checkout and every order ask this: only the columns needed, and no model instances.
+    found = {}
+    for row in rows:
+        pk, product_id, title, slug, image, sku, options, price, compare_at, currency, on_hand, reserved, active = row
+        available = on_hand - reserved if on_hand is not None else 0
+        found[pk] = VariantInfo(
+            id=pk, product_id=product_id, product_title=title, product_slug=slug, image_url=_media_url(image), sku=sku,
+            options=ordered_options(options), price=price, compare_at_price=compare_at, currency=currency,
+            available=max(available, 0), is_active=active,
+        )  # fmt: skip
+    return found
 
 
 def sitemap_products() -> list[tuple[str, datetime]]:
@@ -836,6 +853,7 @@ def stock_set(*, sku: str, on_hand: int) -> StockLevel:
                     product_id=variant.product_id,
                     product_slug=variant.product.slug,
                     available=stock.available,
+                    available_before=was_available,
                 )
             )
             refresh_products(product_ids=[variant.product_id])
@@ -885,32 +903,64 @@ class ReservationInfo:
     lines: tuple[ReservedLine, ...]
 
 
-def _reservation_info(reservation: Reservation) -> ReservationInfo:
-    lines = tuple(
-        ReservedLine(line.variant_id, line.variant.sku, line.quantity)
-        for line in reservation.lines.select_related("variant").order_by("variant_id")
-    )
-    return ReservationInfo(reservation.key, reservation.status, reservation.expires_at, lines)
+def _reservation_info(reservation: Reservation, lines: Iterable[ReservationLine] | None = None) -> ReservationInfo:
+    """lines, if given, must come with their variant (select_related); otherwise they are read."""
+    if lines is None:
+        lines = reservation.lines.select_related("variant").order_by("variant_id")
+    reserved = tuple(ReservedLine(line.variant_id, line.variant.sku, line.quantity) for line in lines)
+    return ReservationInfo(reservation.key, reservation.status, reservation.expires_at, reserved)
 
 
-def _publish_stock(variant_ids: Iterable[int]) -> None:
-    """Tell the shop about stock that changed (product pages), and refresh listings where availability flipped."""
+def _publish_stock(changes: dict[int, int]) -> None:
+    """Tell the shop about stock that changed ({variant_id: change in available}), and refresh the listings of
+    products whose availability flipped."""
     rows = list(
-        StockItem.objects.filter(variant_id__in=list(variant_ids)).values_list(
+        StockItem.objects.filter(variant_id__in=list(changes)).values_list(
             "variant_id", "variant__sku", "variant__product_id", "variant__product__slug", "on_hand", "reserved",
             "variant__product__in_stock",
         )
     )  # fmt: skip
+    _announce_stock(
+        (variant_id, sku, product_id, slug, on_hand - reserved, on_hand - reserved - changes[variant_id], in_stock)
+        for variant_id, sku, product_id, slug, on_hand, reserved, in_stock in rows
+    )
+
+
+def _announce_stock(levels: Iterable[tuple[int, str, int, str, int, int, bool]]) -> None:
+    """Publish StockChanged for (variant_id, sku, product_id, slug, available, available before, product in stock)
+    and refresh the listing fields of products whose in-stock flag no longer holds."""
     flipped = set()
-    for variant_id, sku, product_id, slug, on_hand, reserved, product_in_stock in rows:
-        available = on_hand - reserved
+    for variant_id, sku, product_id, slug, available, before, product_in_stock in levels:
         publish(
-            StockChanged(variant_id=variant_id, sku=sku, product_id=product_id, product_slug=slug, available=available)
-        )
+            StockChanged(variant_id=variant_id, sku=sku, product_id=product_id, product_slug=slug, available=available,
+                         available_before=before)
+        )  # fmt: skip
         if (available > 0) != product_in_stock:
             flipped.add(product_id)
     if flipped:
         refresh_products(product_ids=flipped)
+
+
+def _hold(variant_id: int, quantity: int) -> int | None:
+    """Reserve quantity of one variant if that many are available; returns what is available afterwards, or None.
+
+    The condition must stay on the stock row itself (no join, no subquery): PostgreSQL re-checks it on the row's
+    latest version after waiting for a concurrent buyer's lock, so two buyers cannot both pass it. RETURNING saves
+    reading the level back (PostgreSQL, and SQLite >= 3.35).
+    """
+    connection = connections[router.db_for_write(StockItem)]
+    quote = connection.ops.quote_name
+    table, on_hand, reserved, variant = (
+        quote(StockItem._meta.db_table), quote("on_hand"), quote("reserved"), quote("variant_id")
+    )  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET {reserved} = {reserved} + %s WHERE {variant} = %s AND {on_hand} >= {reserved} + %s "  # noqa: S608
+            f"RETURNING {on_hand} - {reserved}",
+            [quantity, variant_id, quantity],
+        )
+        row = cursor.fetchone()
+    return None if row is None else row[0]
 
 
 def stock_reserve(*, key: str, lines: Iterable[tuple[int, int]], ttl_seconds: int = 900) -> ReservationInfo:
@@ -918,7 +968,8 @@ def stock_reserve(*, key: str, lines: Iterable[tuple[int, int]], ttl_seconds: in
 
     Each line is a conditional update (available >= quantity) taken in variant-id order, so two buyers never
     deadlock and stock never goes below zero (the database checks it as well). All lines or none: raises
-    OutOfStock for the first that cannot be held. Idempotent: the same key returns the reservation made first.
+    OutOfStock for the first that cannot be held. Idempotent: the same key returns the reservation made first
+    (the unique key refuses a second one, even at the same moment).
     """
     wanted: dict[int, int] = defaultdict(int)
     for variant_id, quantity in lines:
@@ -927,63 +978,63 @@ def stock_reserve(*, key: str, lines: Iterable[tuple[int, int]], ttl_seconds: in
         wanted[int(variant_id)] += int(quantity)
     if not wanted:
         raise ValueError("nothing to reserve")
-    existing = Reservation.objects.filter(key=key).first()
-    if existing is not None:
-        return _reservation_info(existing)
     try:
         with transaction.atomic():
             reservation = Reservation.objects.create(
                 key=key, expires_at=timezone.now() + timedelta(seconds=ttl_seconds)
             )
-            on_sale = set(
-                Variant.objects.filter(pk__in=wanted, is_active=True, product__is_active=True).values_list(
-                    "pk", flat=True
+            on_sale = {
+                row[0]: row[1:]
+                for row in Variant.objects.filter(pk__in=wanted, is_active=True, product__is_active=True).values_list(
+                    "pk", "sku", "product_id", "product__slug", "product__in_stock"
                 )
-            )
+            }  # fmt: skip
+            levels = []
             for variant_id in sorted(wanted):
                 quantity = wanted[variant_id]
-                # The condition must stay on the stock row itself (no join): PostgreSQL re-checks it on the row's
-                # latest version after waiting for a concurrent buyer's lock, so two buyers cannot both pass it.
-                held = variant_id in on_sale and StockItem.objects.filter(
-                    variant_id=variant_id, on_hand__gte=F("reserved") + quantity
-                ).update(reserved=F("reserved") + quantity)
-                if not held:
+                available = _hold(variant_id, quantity) if variant_id in on_sale else None
+                if available is None:
                     variant = Variant.objects.select_related("product", "stock").filter(pk=variant_id).first()
                     if variant is None:
                         raise OutOfStock(str(variant_id), "This product", quantity, 0)
                     stock = getattr(variant, "stock", None)
                     available = max(stock.available, 0) if stock and variant_id in on_sale else 0
                     raise OutOfStock(variant.sku, variant.product.title, quantity, available)
+                sku, product_id, slug, in_stock = on_sale[variant_id]
+                levels.append((variant_id, sku, product_id, slug, available, available + quantity, in_stock))
             ReservationLine.objects.bulk_create(
                 [ReservationLine(reservation=reservation, variant_id=v, quantity=q) for v, q in sorted(wanted.items())]
             )
-            _publish_stock(wanted)
-    except IntegrityError:  # the same key at the same moment: the first one wins
+            _announce_stock(levels)
+    except IntegrityError:  # this key was reserved before (or at the same moment): the first one stands
         existing = Reservation.objects.filter(key=key).first()
         if existing is None:
             raise
         return _reservation_info(existing)
-    return _reservation_info(reservation)
+    held = tuple(ReservedLine(variant_id, sku, wanted[variant_id]) for variant_id, sku, *_ in levels)
+    return ReservationInfo(reservation.key, reservation.status, reservation.expires_at, held)
 
 
 def _settle(key: str, to_status: str) -> ReservationInfo:
-    with transaction.atomic():
+    # No savepoint: inside an order's transaction this is one more step of it, and any error undoes both.
+    with transaction.atomic(savepoint=False):
         reservation = Reservation.objects.select_for_update().filter(key=key).first()
-        if reservation is None:
-            raise ReservationNotFound(key)
-        if reservation.status != Reservation.Status.HELD:
-            return _reservation_info(reservation)  # done already: idempotent
-        lines = list(reservation.lines.order_by("variant_id"))
-        for line in lines:
-            change = {"reserved": F("reserved") - line.quantity}
-            if to_status == Reservation.Status.COMMITTED:
-                change["on_hand"] = F("on_hand") - line.quantity
-            StockItem.objects.filter(variant_id=line.variant_id).update(**change)
-        reservation.status = to_status
-        reservation.save(update_fields=["status"])
-        if to_status == Reservation.Status.RELEASED:
-            _publish_stock(line.variant_id for line in lines)
-    return _reservation_info(reservation)
+        lines = []
+        if reservation is not None:
+            lines = list(reservation.lines.select_related("variant").order_by("variant_id"))
+        if reservation is not None and reservation.status == Reservation.Status.HELD:
+            for line in lines:
+                change = {"reserved": F("reserved") - line.quantity}
+                if to_status == Reservation.Status.COMMITTED:
+                    change["on_hand"] = F("on_hand") - line.quantity
+                StockItem.objects.filter(variant_id=line.variant_id).update(**change)
+            reservation.status = to_status
+            reservation.save(update_fields=["status"])
+            if to_status == Reservation.Status.RELEASED:
+                _publish_stock({line.variant_id: line.quantity for line in lines})
+    if reservation is None:  # raised outside the block, so that an enclosing transaction can go on
+        raise ReservationNotFound(key)
+    return _reservation_info(reservation, lines)
 
 
 def stock_commit(*, key: str) -> ReservationInfo:
@@ -1011,7 +1062,7 @@ def stock_restock(*, key: str) -> ReservationInfo:
                 StockItem.objects.filter(variant_id=line.variant_id).update(on_hand=F("on_hand") + line.quantity)
             reservation.status = Reservation.Status.RELEASED
             reservation.save(update_fields=["status"])
-            _publish_stock(line.variant_id for line in lines)
+            _publish_stock({line.variant_id: line.quantity for line in lines})
     return _reservation_info(reservation) if sold else stock_release(key=key)
 
 

@@ -16,14 +16,15 @@ from payments.events import PaymentAuthorized, PaymentFailed
 
 # Inline: the order turns paid (or is cancelled) in the process that learned the payment's outcome, right after
 # that commit, so the customer coming back from the gateway sees the confirmation at once. The outbox and its
-# sweep still guarantee delivery if this fails; the email goes to a worker.
-@subscribe(PaymentAuthorized, mode=INLINE)
+# sweep still guarantee delivery if this fails; the email goes to a worker. Both are idempotent by the order's own
+# state (under a row lock, only a pending order moves), so the bus keeps no record of them.
+@subscribe(PaymentAuthorized, mode=INLINE, idempotent=True)
 def mark_order_paid(event: PaymentAuthorized) -> None:
     with contextlib.suppress(services.OrderNotFound):  # a payment for something other than an order
         services.order_payment_authorized(number=event.reference, payment_id=event.payment_id)
 
 
-@subscribe(PaymentFailed, mode=INLINE)
+@subscribe(PaymentFailed, mode=INLINE, idempotent=True)
 def cancel_unpaid_order(event: PaymentFailed) -> None:
     services.order_payment_failed(number=event.reference, message=event.message)
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import prefetch_related_objects
 from django.utils import timezone
 
 from catalog.services import ReservationNotFound, stock_commit, stock_reserve, stock_restock, variants_get
@@ -188,14 +190,16 @@ class OrderInfo:
         return self.status in CANCELLABLE
 
 
-def _info(order: Order) -> OrderInfo:
+def _info(order: Order, lines: Iterable[OrderLine] | None = None, history: Iterable[StatusChange] | None = None
+          ) -> OrderInfo:  # fmt: skip
+    """lines and history default to the order's (prefetched) relations."""
     lines = tuple(
         OrderLineInfo(li.sku, li.name, li.variant_label, li.unit_price, li.quantity, li.line_total)
-        for li in order.lines.all()
+        for li in (order.lines.all() if lines is None else lines)
     )
     history = tuple(
         StatusChangeInfo(h.from_status, h.to_status, Status(h.to_status).label, h.actor, h.note, h.at)
-        for h in order.history.all()
+        for h in (order.history.all() if history is None else history)
     )
     return OrderInfo(
         order.pk, order.number, order.user_id, order.email, order.status, Status(order.status).label, order.currency,
@@ -204,16 +208,20 @@ def _info(order: Order) -> OrderInfo:
     )  # fmt: skip
 
 
-def order_get(*, number: str, user_id: int | None = None, access_token: str | None = None) -> OrderInfo:
-    """An order, if the customer (user_id) owns it or the guest holds its access token. Raises OrderNotFound."""
-    order = Order.objects.prefetch_related("lines", "history").filter(number=number).first()
+def order_get(
+    *, number: str, user_id: int | None = None, access_token: str | None = None, history: bool = True
+) -> OrderInfo:
+    """An order, if the customer (user_id) owns it or the guest holds its access token. Raises OrderNotFound.
+    With history=False the status history is left out (one query less)."""
+    order = Order.objects.prefetch_related(*(("lines", "history") if history else ("lines",))).filter(number=number)
+    order = order.first()
     allowed = order is not None and (
         (user_id is not None and order.user_id == user_id)
         or (access_token and secrets.compare_digest(order.access_token, access_token))
     )
     if not allowed:
         raise OrderNotFound(number)
-    return _info(order)
+    return _info(order, history=None if history else ())
 
 
 def order_find(*, number: str) -> OrderInfo:
@@ -225,8 +233,11 @@ def order_find(*, number: str) -> OrderInfo:
 
 
 def order_by_key(*, idempotency_key: str) -> OrderInfo | None:
-    order = Order.objects.prefetch_related("lines", "history").filter(idempotency_key=idempotency_key).first()
-    return _info(order) if order else None
+    order = Order.objects.filter(idempotency_key=idempotency_key).first()
+    if order is None:
+        return None
+    prefetch_related_objects([order], "lines", "history")
+    return _info(order)
 
 
 def orders_for_customer(*, user_id: int) -> tuple[OrderInfo, ...]:
@@ -262,37 +273,46 @@ def order_place(
     key = f"order:{idempotency_key}"
     ttl = reservation_ttl_seconds or settings.SHOP_RESERVATION_MINUTES * 60
     stock_reserve(key=key, lines=[(line.variant_id, line.quantity) for line in quote.lines], ttl_seconds=ttl)
-    try:
-        with transaction.atomic():
-            for _ in range(5):
-                number = _new_number()
-                if not Order.objects.filter(number=number).exists():
-                    break
-            order = Order.objects.create(
-                number=number, user_id=user_id, email=email, currency=quote.currency, subtotal=quote.subtotal,
-                shipping=quote.shipping.price, tax=quote.tax, total=quote.total,
-                prices_include_tax=quote.prices_include_tax, shipping_method=quote.shipping.code,
-                shipping_address=shipping_address, reservation_key=key, idempotency_key=idempotency_key,
-                access_token=secrets.token_urlsafe(24),
-            )  # fmt: skip
-            OrderLine.objects.bulk_create(
-                OrderLine(order=order, variant_id=li.variant_id, product_id=li.product_id, sku=li.sku, name=li.name,
-                          variant_label=li.variant_label, unit_price=li.unit_price, currency=quote.currency,
-                          quantity=li.quantity, line_total=li.line_total)
-                for li in quote.lines
-            )  # fmt: skip
-            actor = f"customer:{user_id}" if user_id else "guest"
-            StatusChange.objects.create(order=order, to_status=Status.PENDING_PAYMENT, actor=actor, note="Order placed")
-            publish(
-                OrderPlaced(order_id=order.pk, number=order.number, user_id=user_id, total=order.total,
-                            currency=order.currency, product_ids=tuple(li.product_id for li in quote.lines))
-            )  # fmt: skip
-    except IntegrityError:  # the same key at the same moment: the first order stands
-        existing = order_by_key(idempotency_key=idempotency_key)
-        if existing is None:
-            raise
-        return existing
-    return order_find(number=order.number)
+    actor = f"customer:{user_id}" if user_id else "guest"
+    for _ in range(5):
+        number = _new_number()  # 32^8 numbers: taken ones are rare, and the unique index tells
+        try:
+            return _create(number, idempotency_key, quote, shipping_address, email, user_id, key, actor)
+        except IntegrityError:
+            existing = order_by_key(idempotency_key=idempotency_key)
+            if existing is not None:  # the same key at the same moment: the first order stands
+                return existing
+            if not Order.objects.filter(number=number).exists():
+                raise
+    raise OrderError("could not find a free order number")
+
+
+def _create(number: str, idempotency_key: str, quote: Quote, shipping_address: dict, email: str,
+            user_id: int | None, reservation_key: str, actor: str) -> OrderInfo:  # fmt: skip
+    """One transaction: the order, its line snapshots, its first history entry and OrderPlaced. The answer is
+    built from what was written, not read back."""
+    with transaction.atomic():
+        order = Order.objects.create(
+            number=number, user_id=user_id, email=email, currency=quote.currency, subtotal=quote.subtotal,
+            shipping=quote.shipping.price, tax=quote.tax, total=quote.total,
+            prices_include_tax=quote.prices_include_tax, shipping_method=quote.shipping.code,
+            shipping_address=shipping_address, reservation_key=reservation_key, idempotency_key=idempotency_key,
+            access_token=secrets.token_urlsafe(24),
+        )  # fmt: skip
+        lines = OrderLine.objects.bulk_create(
+            OrderLine(order=order, variant_id=li.variant_id, product_id=li.product_id, sku=li.sku, name=li.name,
+                      variant_label=li.variant_label, unit_price=li.unit_price, currency=quote.currency,
+                      quantity=li.quantity, line_total=li.line_total)
+            for li in quote.lines
+        )  # fmt: skip
+        placed = StatusChange.objects.create(
+            order=order, to_status=Status.PENDING_PAYMENT, actor=actor, note="Order placed"
+        )
+        publish(
+            OrderPlaced(order_id=order.pk, number=order.number, user_id=user_id, total=order.total,
+                        currency=order.currency, product_ids=tuple(li.product_id for li in quote.lines))
+        )  # fmt: skip
+    return _info(order, lines, [placed])
 
 
 def order_attach_payment(*, number: str, payment_id: int) -> None:
@@ -302,12 +322,13 @@ def order_attach_payment(*, number: str, payment_id: int) -> None:
 # ---------------------------------------------------------------- lifecycle
 
 
-def _transition(order: Order, to: str, actor: str, note: str = "") -> None:
+def _transition(order: Order, to: str, actor: str, note: str = "", also: tuple[str, ...] = ()) -> None:
+    """Validate and record a status change; `also` names other fields changed on the order, saved with it."""
     if to not in ALLOWED[Status(order.status)]:
         raise IllegalTransition(f"an order that is {order.get_status_display().lower()} cannot become {to}")
     StatusChange.objects.create(order=order, from_status=order.status, to_status=to, actor=actor, note=note[:300])
     order.status = to
-    order.save(update_fields=["status", "updated_at"])
+    order.save(update_fields=["status", "updated_at", *also])
 
 
 def order_transition(*, number: str, to: str, actor: str, note: str = "") -> OrderInfo:
@@ -346,8 +367,7 @@ def order_payment_authorized(*, number: str, payment_id: int) -> None:
                 publish(OrderCancelled(order_id=order.pk, number=number, reason="sold_out"))
                 return
         order.payment_id = payment_id
-        order.save(update_fields=["payment_id", "updated_at"])
-        _transition(order, Status.PAID, "system", "Payment authorised")
+        _transition(order, Status.PAID, "system", "Payment authorised", also=("payment_id",))
         publish(OrderPaid(order_id=order.pk, number=number))
 
 

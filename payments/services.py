@@ -188,10 +188,11 @@ def payment_authorize(
         with transaction.atomic():
             _fail(Payment.objects.select_for_update().get(pk=payment.pk), "gateway_unavailable")
         return payment_get(payment_id=payment.pk)
+    payment.redirect_url, payment.gateway_reference = started.redirect_url, started.gateway_reference
     Payment.objects.filter(pk=payment.pk).update(
         redirect_url=started.redirect_url, gateway_reference=started.gateway_reference
     )
-    return payment_get(payment_id=payment.pk)
+    return _info(payment)
 
 
 def _fail(payment: Payment, code: str) -> None:
@@ -283,9 +284,11 @@ def payment_refresh(*, payment_id: int) -> PaymentInfo:
         except (GatewayTimeout, GatewayUnavailable) as exc:
             logger.warning("status of payment %s unknown for now: %s", payment_id, exc)
         else:
-            with transaction.atomic():
-                _apply(Payment.objects.select_for_update().get(pk=payment_id), status)
-    return payment_get(payment_id=payment_id)
+            if status.state != "pending" or (status.alias and not payment.gateway_alias):
+                with transaction.atomic():
+                    payment = Payment.objects.select_for_update().get(pk=payment_id)
+                    _apply(payment, status)
+    return _info(payment)
 
 
 # ---------------------------------------------------------------- capture, void, refund

@@ -97,7 +97,9 @@ def place(request: HttpRequest) -> HttpResponse:
         messages.error(request, "Please review your order again before placing it.")
         return redirect("shop:checkout-review")
     key = f"checkout:{token}"
-    order = orders.order_by_key(idempotency_key=key)
+    # The token of the review page shown last: order_place is idempotent by it, so pressing twice, or the browser
+    # sending the form again, finds the order placed the first time.
+    order = None if token == details_.get("token") else orders.order_by_key(idempotency_key=key)
     if order is None:
         if token != details_.get("token"):
             messages.error(request, "This page was out of date. Please check your order and place it again.")
@@ -139,13 +141,14 @@ def payment_return(request: HttpRequest, number: str) -> HttpResponse:
     user_id = request.user.pk if request.user.is_authenticated else None
     token = request.GET.get("t")
     try:
-        order = orders.order_get(number=number, user_id=user_id, access_token=token)
+        order = orders.order_get(number=number, user_id=user_id, access_token=token, history=False)
     except orders.OrderNotFound:
         raise Http404("No such order") from None
     payment = None
-    if order.payment_id:
-        payment = payment_refresh(payment_id=order.payment_id)
-        order = orders.order_get(number=number, user_id=user_id, access_token=token)
+    if order.payment_id and order.status in ("pending_payment", "cancelled"):
+        payment = payment_refresh(payment_id=order.payment_id)  # asks the gateway while the payment is pending
+        if order.status == "pending_payment" and payment.status != "pending":  # the outcome moved the order on
+            order = orders.order_get(number=number, user_id=user_id, access_token=token, history=False)
     if order.status not in ("pending_payment", "cancelled"):
         cart.clear(request)
         request.session.pop(SESSION_KEY, None)

@@ -1,24 +1,31 @@
-"""What the storefront does when the catalog changes: forget the cached pages that show it."""
+"""What the storefront does when the catalog changes: forget the cached pages that show it.
+
+Bumping a cache version twice is harmless, so these are idempotent subscribers (no delivery record kept).
+"""
 
 from __future__ import annotations
 
 from catalog.events import CategoriesChanged, ProductChanged, StockChanged
 from kernel.bus import INLINE, subscribe
 from shop import caching
+from shop.templatetags.shop_tags import availability
 
 
-@subscribe(ProductChanged, mode=INLINE)
+@subscribe(ProductChanged, mode=INLINE, idempotent=True)
 def forget_product_pages(event: ProductChanged) -> None:
     caching.bump(caching.product_key(event.slug))
     if event.listing_changed:
         caching.bump(caching.LISTING)
 
 
-@subscribe(StockChanged, mode=INLINE)
+@subscribe(StockChanged, mode=INLINE, idempotent=True)
 def forget_product_page_on_stock(event: StockChanged) -> None:
-    caching.bump(caching.product_key(event.product_slug))
+    """Only when what the page says changes ("In stock", "Only 3 left", "Out of stock"): selling the 40th of 50
+    leaves a busy product's page cached."""
+    if event.available_before is None or availability(event.available_before) != availability(event.available):
+        caching.bump(caching.product_key(event.product_slug))
 
 
-@subscribe(CategoriesChanged, mode=INLINE)
+@subscribe(CategoriesChanged, mode=INLINE, idempotent=True)
 def forget_all_catalog_pages(event: CategoriesChanged) -> None:
     caching.bump(caching.LISTING)

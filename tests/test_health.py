@@ -29,7 +29,7 @@ def test_readyz_reports_every_part_ready(client):
 def test_readyz_names_an_unreachable_cache(client, settings):
     settings.CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "kernel.cache.RedisCache",
             "LOCATION": CLOSED_PORT_REDIS,
             "OPTIONS": {"socket_connect_timeout": 1},
         }

@@ -250,7 +250,7 @@ def test_cached_pages_are_invalidated_by_catalog_events_with_redis(
 ):
     settings.CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "kernel.cache.RedisCache",
             "LOCATION": os.environ["REDIS_URL"],
             "KEY_PREFIX": f"test-{uuid.uuid4().hex[:8]}",
         }
@@ -262,7 +262,7 @@ def test_cached_pages_are_invalidated_by_catalog_events_with_redis(
 def test_pages_still_render_when_the_cache_is_down(client, catalog, settings):
     settings.CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "kernel.cache.RedisCache",
             "LOCATION": "redis://127.0.0.1:1/0",
             "OPTIONS": {"socket_connect_timeout": 0.2},
         }
