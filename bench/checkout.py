@@ -14,7 +14,8 @@ Afterwards: on-hand + sold must equal the starting stock for every product used,
 from __future__ import annotations
 
 import argparse
-import http.cookiejar
+import http.client
+import http.cookies
 import json
 import os
 import random
@@ -26,9 +27,7 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from pathlib import Path
 
 import psycopg
@@ -43,24 +42,37 @@ CSRF = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 TIMINGS: dict[str, list[float]] = {}
 
 
-class LoopbackPolicy(http.cookiejar.DefaultCookiePolicy):
-    """The shop runs as in production (Secure cookies) but is reached over plain HTTP on 127.0.0.1 here."""
+class Browser:
+    """One buyer's HTTP/1.1 connection, kept alive between requests as a browser keeps it (gunicorn's gthread
+    workers hold idle keep-alive connections without tying up a thread)."""
 
-    def return_ok_secure(self, cookie, request) -> bool:
-        return True
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.connection: http.client.HTTPConnection | None = None
 
-
-class NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):
-        return None
+    def send(self, method: str, path: str, body: bytes | None, headers: dict[str, str]):
+        for attempt in (1, 2):
+            if self.connection is None:
+                self.connection = http.client.HTTPConnection(self.host, self.port, timeout=30)
+            try:
+                self.connection.request(method, path, body=body, headers=headers)
+                response = self.connection.getresponse()
+                return response, response.read()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                self.connection.close()  # the server closed an idle keep-alive connection: open a new one
+                self.connection = None
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
 
 class Customer:
-    def __init__(self, base: str) -> None:
+    """A visitor with their own cookies (a new session), on their buyer's connection."""
+
+    def __init__(self, base: str, browser: Browser) -> None:
         self.base = base
-        self.opener = urllib.request.build_opener(
-            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar(LoopbackPolicy())), NoRedirect()
-        )
+        self.browser = browser
+        self.cookies: dict[str, str] = {}
         self.csrf = ""
         self.step = "?"
 
@@ -72,22 +84,29 @@ class Customer:
             TIMINGS.setdefault(self.step, []).append(time.monotonic() - began)
 
     def _request(self, path: str, data: dict | None = None) -> tuple[int, str, str]:
-        url = path if path.startswith("http") else self.base + path
+        if path.startswith("http"):
+            path = urllib.parse.urlsplit(path)._replace(scheme="", netloc="").geturl()
+        headers = {"Referer": self.base + "/", "Host": urllib.parse.urlsplit(self.base).netloc}
+        if self.cookies:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         body = None
         if data is not None:
             body = urllib.parse.urlencode({**data, "csrfmiddlewaretoken": self.csrf}).encode()
-        request = urllib.request.Request(url, data=body, headers={"Referer": self.base + "/"})
-        try:
-            with self.opener.open(request, timeout=30) as response:
-                text = response.read().decode()
-                status, location = response.status, response.headers.get("Location", "")
-        except urllib.error.HTTPError as error:
-            text = error.read().decode(errors="replace")
-            status, location = error.code, error.headers.get("Location", "")
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        response, raw = self.browser.send("POST" if body is not None else "GET", path, body, headers)
+        for header in response.headers.get_all("Set-Cookie") or ():
+            jar = http.cookies.SimpleCookie()
+            jar.load(header)
+            for name, morsel in jar.items():
+                if morsel["max-age"] == "0" or not morsel.value:
+                    self.cookies.pop(name, None)
+                else:
+                    self.cookies[name] = morsel.value
+        text = raw.decode(errors="replace")
         found = CSRF.search(text)
         if found:
             self.csrf = found.group(1)
-        return status, location, text
+        return response.status, response.headers.get("Location", ""), text
 
     def buy(self, slug: str, variant_id: int) -> str:
         """One purchase; returns "ok", "sold_out" or what went wrong."""
@@ -234,10 +253,11 @@ def main() -> None:
 
         def buyer() -> None:
             rng = random.Random()
+            browser = Browser("127.0.0.1", port)
             while time.monotonic() < stop_at:
                 variant_id, slug = rng.choice(rows)
                 try:
-                    result = Customer(base).buy(slug, variant_id)
+                    result = Customer(base, browser).buy(slug, variant_id)
                 except Exception as exc:  # a broken connection counts as a failure, not a crash
                     result = f"error {type(exc).__name__}"
                 with lock:

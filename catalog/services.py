@@ -43,6 +43,7 @@ from catalog.models import (
     Variant,
 )
 from kernel.bus import publish
+from kernel.db import unique
 
 logger = logging.getLogger(__name__)
 
@@ -656,7 +657,7 @@ def _variant_info(v: Variant) -> VariantInfo:
 
 def product_detail(*, slug: str) -> ProductDetail:
     """Everything the product page shows, in three queries. Raises ProductNotFound."""
-    product = Product.objects.filter(slug=slug, is_active=True).first()
+    product = unique(Product.objects.filter(slug=slug, is_active=True))
     if product is None:
         raise ProductNotFound(slug)
     variants = Variant.objects.filter(product_id=product.pk, is_active=True).select_related("stock", "product")
@@ -1007,7 +1008,7 @@ def stock_reserve(*, key: str, lines: Iterable[tuple[int, int]], ttl_seconds: in
             )
             _announce_stock(levels)
     except IntegrityError:  # this key was reserved before (or at the same moment): the first one stands
-        existing = Reservation.objects.filter(key=key).first()
+        existing = unique(Reservation.objects.filter(key=key))
         if existing is None:
             raise
         return _reservation_info(existing)
@@ -1018,7 +1019,7 @@ def stock_reserve(*, key: str, lines: Iterable[tuple[int, int]], ttl_seconds: in
 def _settle(key: str, to_status: str) -> ReservationInfo:
     # No savepoint: inside an order's transaction this is one more step of it, and any error undoes both.
     with transaction.atomic(savepoint=False):
-        reservation = Reservation.objects.select_for_update().filter(key=key).first()
+        reservation = unique(Reservation.objects.select_for_update().filter(key=key))
         lines = []
         if reservation is not None:
             lines = list(reservation.lines.select_related("variant").order_by("variant_id"))
@@ -1050,7 +1051,7 @@ def stock_release(*, key: str) -> ReservationInfo:
 def stock_restock(*, key: str) -> ReservationInfo:
     """The order is cancelled: held stock is released, sold stock returns to on-hand. Idempotent."""
     with transaction.atomic():
-        reservation = Reservation.objects.select_for_update().filter(key=key).first()
+        reservation = unique(Reservation.objects.select_for_update().filter(key=key))
         if reservation is None:
             raise ReservationNotFound(key)
         if reservation.status != Reservation.Status.COMMITTED:

@@ -42,7 +42,7 @@ from django.db import connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from kernel.db import db_for_module
+from kernel.db import db_for_module, unique
 from kernel.events import DomainEvent, event_class
 from kernel.models import OutboxEvent, ProcessedEvent
 
@@ -131,7 +131,7 @@ def deliver(event_id: uuid.UUID | str, *, using: str = "default") -> bool:
     Returns True once every subscriber has applied it (the row is then marked delivered). Never raises: a failure
     is written on the outbox row and the sweep tries again.
     """
-    row = OutboxEvent.objects.using(using).filter(pk=event_id).first()
+    row = unique(OutboxEvent.objects.using(using).filter(pk=event_id))
     if row is None or row.delivered_at is not None:
         return True
     try:
@@ -224,7 +224,7 @@ def _claim(alias: str, consumer: str, event_id: uuid.UUID) -> bool:
 
 def handle(event_id: uuid.UUID | str, consumer: str, *, using: str = "default") -> bool:
     """Apply one outbox event to one subscriber (what the kernel.run_handler task does). True if applied now."""
-    row = OutboxEvent.objects.using(using).filter(pk=event_id).first()
+    row = unique(OutboxEvent.objects.using(using).filter(pk=event_id))
     if row is None:
         logger.warning("outbox event %s is gone; nothing to hand to %s", event_id, consumer)
         return False

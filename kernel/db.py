@@ -13,9 +13,21 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Model
+from django.db.models import Model, QuerySet
 
 KERNEL = "kernel"
+
+
+def unique(queryset: QuerySet) -> Any:
+    """The one row a lookup by a unique key finds, or None.
+
+    Unlike .first(), adds no ORDER BY (the model's default ordering, or the primary key): compiling and running
+    the ordering is a measurable part of a hot-path query, and a unique lookup has nothing to order.
+    """
+    try:
+        return queryset.get()
+    except queryset.model.DoesNotExist:
+        return None
 
 
 def db_for_module(module: str) -> str:

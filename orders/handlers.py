@@ -34,7 +34,7 @@ def send_order_confirmation(event: OrderPaid) -> None:
     """Runs on a worker after the order is paid; sends the confirmation exactly once per order."""
     if not services.order_confirmation_claim(number=event.number):
         return
-    order = services.order_find(number=event.number)
+    order = services.order_find(number=event.number, history=False)
     context = {"order": order, "shop_name": settings.SHOP_NAME}
     send_mail(
         subject=f"{settings.SHOP_NAME}: order {order.number} confirmed",

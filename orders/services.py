@@ -8,6 +8,7 @@ payments to capture, void or refund.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 from collections.abc import Iterable
@@ -22,6 +23,7 @@ from django.utils import timezone
 
 from catalog.services import ReservationNotFound, stock_commit, stock_reserve, stock_restock, variants_get
 from kernel.bus import publish
+from kernel.db import unique
 from orders.events import OrderCancelled, OrderPaid, OrderPlaced, OrderShipped
 from orders.models import Order, OrderLine, StatusChange
 from payments.services import PaymentError, payment_capture, payment_get, payment_refund, payment_void
@@ -213,8 +215,8 @@ def order_get(
 ) -> OrderInfo:
     """An order, if the customer (user_id) owns it or the guest holds its access token. Raises OrderNotFound.
     With history=False the status history is left out (one query less)."""
-    order = Order.objects.prefetch_related(*(("lines", "history") if history else ("lines",))).filter(number=number)
-    order = order.first()
+    related = ("lines", "history") if history else ("lines",)
+    order = unique(Order.objects.prefetch_related(*related).filter(number=number))
     allowed = order is not None and (
         (user_id is not None and order.user_id == user_id)
         or (access_token and secrets.compare_digest(order.access_token, access_token))
@@ -224,16 +226,25 @@ def order_get(
     return _info(order, history=None if history else ())
 
 
-def order_find(*, number: str) -> OrderInfo:
+def order_find(*, number: str, history: bool = True) -> OrderInfo:
     """For the shop's own processes (no customer check). Raises OrderNotFound."""
-    order = Order.objects.prefetch_related("lines", "history").filter(number=number).first()
+    related = ("lines", "history") if history else ("lines",)
+    order = unique(Order.objects.prefetch_related(*related).filter(number=number))
     if order is None:
         raise OrderNotFound(number)
-    return _info(order)
+    return _info(order, history=None if history else ())
+
+
+def order_current(order: OrderInfo) -> OrderInfo:
+    """The same order with its status read again (one small query): after a payment outcome was applied."""
+    status = Order.objects.filter(pk=order.id).values_list("status", flat=True).get()
+    if status == order.status:
+        return order
+    return dataclasses.replace(order, status=status, status_label=Status(status).label)
 
 
 def order_by_key(*, idempotency_key: str) -> OrderInfo | None:
-    order = Order.objects.filter(idempotency_key=idempotency_key).first()
+    order = unique(Order.objects.filter(idempotency_key=idempotency_key))
     if order is None:
         return None
     prefetch_related_objects([order], "lines", "history")
@@ -334,7 +345,7 @@ def _transition(order: Order, to: str, actor: str, note: str = "", also: tuple[s
 def order_transition(*, number: str, to: str, actor: str, note: str = "") -> OrderInfo:
     """Move an order to another status. Raises IllegalTransition or OrderNotFound."""
     with transaction.atomic():
-        order = Order.objects.select_for_update().filter(number=number).first()
+        order = unique(Order.objects.select_for_update().filter(number=number))
         if order is None:
             raise OrderNotFound(number)
         _transition(order, to, actor, note)
@@ -344,7 +355,7 @@ def order_transition(*, number: str, to: str, actor: str, note: str = "") -> Ord
 def order_payment_authorized(*, number: str, payment_id: int) -> None:
     """The payment went through: the order is paid and its reserved stock is sold. Idempotent."""
     with transaction.atomic():
-        order = Order.objects.select_for_update().filter(number=number).first()
+        order = unique(Order.objects.select_for_update().filter(number=number))
         if order is None:
             raise OrderNotFound(number)
         if order.status == Status.CANCELLED:  # paid after it was cancelled (expired): give the money back
@@ -381,7 +392,7 @@ def _void_quietly(payment_id: int, number: str) -> None:
 def order_payment_failed(*, number: str, message: str) -> None:
     """The payment failed: the order is cancelled and its stock released at once. Idempotent."""
     with transaction.atomic():
-        order = Order.objects.select_for_update().filter(number=number).first()
+        order = unique(Order.objects.select_for_update().filter(number=number))
         if order is None or order.status != Status.PENDING_PAYMENT:
             return
         stock_restock(key=order.reservation_key)
@@ -395,7 +406,7 @@ def order_cancel(*, number: str, actor: str, user_id: int | None = None, access_
     if user_id is not None or access_token is not None:
         order_get(number=number, user_id=user_id, access_token=access_token)  # ownership
     with transaction.atomic():
-        order = Order.objects.select_for_update().filter(number=number).first()
+        order = unique(Order.objects.select_for_update().filter(number=number))
         if order is None:
             raise OrderNotFound(number)
         if order.status not in CANCELLABLE:
@@ -463,6 +474,7 @@ __all__ = [
     "order_by_key",
     "order_cancel",
     "order_confirmation_claim",
+    "order_current",
     "order_find",
     "order_get",
     "order_payment_authorized",

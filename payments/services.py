@@ -19,6 +19,7 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 
 from kernel.bus import publish
+from kernel.db import unique
 from payments.events import PaymentAuthorized, PaymentCaptured, PaymentFailed, PaymentRefunded, PaymentVoided
 from payments.gateways import (
     GatewayStatus,
@@ -122,7 +123,7 @@ def _money(amount: Decimal | str | int, currency: str) -> tuple[Decimal, str]:
 
 
 def payment_get(*, payment_id: int) -> PaymentInfo:
-    payment = Payment.objects.filter(pk=payment_id).first()
+    payment = unique(Payment.objects.filter(pk=payment_id))
     if payment is None:
         raise PaymentNotFound(payment_id)
     return _info(payment)
@@ -167,7 +168,7 @@ def payment_authorize(
                 idempotency_key=f"{idempotency_key}:authorize",
             )
     except IntegrityError:
-        existing = Payment.objects.filter(idempotency_key=idempotency_key).first()
+        existing = unique(Payment.objects.filter(idempotency_key=idempotency_key))
         if existing is None:
             raise
         if (existing.reference, existing.amount, existing.currency) != (reference, amount, currency):
@@ -275,7 +276,7 @@ def _record_refund(payment: Payment, amount: Decimal) -> None:
 def payment_refresh(*, payment_id: int) -> PaymentInfo:
     """Ask the gateway how a pending payment stands and apply it (on return from the gateway, and by the periodic
     task). A gateway that times out leaves the payment as it was."""
-    payment = Payment.objects.filter(pk=payment_id).first()
+    payment = unique(Payment.objects.filter(pk=payment_id))
     if payment is None:
         raise PaymentNotFound(payment_id)
     if payment.gateway_reference and payment.status == Status.PENDING:
@@ -297,10 +298,10 @@ def payment_refresh(*, payment_id: int) -> PaymentInfo:
 def _begin(payment_id: int, kind: str, amount: Decimal | None, idempotency_key: str) -> tuple[Transaction, bool]:
     """Write the operation before calling the gateway. Returns (transaction, is_new)."""
     with transaction.atomic():
-        payment = Payment.objects.select_for_update().filter(pk=payment_id).first()
+        payment = unique(Payment.objects.select_for_update().filter(pk=payment_id))
         if payment is None:
             raise PaymentNotFound(payment_id)
-        existing = Transaction.objects.filter(idempotency_key=idempotency_key).first()
+        existing = unique(Transaction.objects.filter(idempotency_key=idempotency_key))
         if existing is not None:
             if (
                 existing.payment_id != payment_id

@@ -148,7 +148,7 @@ def payment_return(request: HttpRequest, number: str) -> HttpResponse:
     if order.payment_id and order.status in ("pending_payment", "cancelled"):
         payment = payment_refresh(payment_id=order.payment_id)  # asks the gateway while the payment is pending
         if order.status == "pending_payment" and payment.status != "pending":  # the outcome moved the order on
-            order = orders.order_get(number=number, user_id=user_id, access_token=token, history=False)
+            order = orders.order_current(order)
     if order.status not in ("pending_payment", "cancelled"):
         cart.clear(request)
         request.session.pop(SESSION_KEY, None)

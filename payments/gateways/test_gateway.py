@@ -23,6 +23,7 @@ from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
 
+from kernel.db import unique
 from payments.gateways import (
     Gateway,
     GatewayStatus,
@@ -86,7 +87,7 @@ class TestGateway(Gateway):
 
     def _operate(self, token: str, key: str, apply) -> OperationResult:
         with transaction.atomic():
-            charge = TestGatewayCharge.objects.select_for_update().filter(token=token).first()
+            charge = unique(TestGatewayCharge.objects.select_for_update().filter(token=token))
             if charge is None:
                 raise GatewayUnavailable("unknown charge")
             if key in charge.operations:  # the gateway's own idempotency: same key, same answer
@@ -128,7 +129,7 @@ class TestGateway(Gateway):
         return self._operate(gateway_reference, idempotency_key, apply)
 
     def fetch_status(self, *, gateway_reference) -> GatewayStatus:
-        charge = TestGatewayCharge.objects.filter(token=gateway_reference).first()
+        charge = unique(TestGatewayCharge.objects.filter(token=gateway_reference))
         if charge is None:
             raise GatewayUnavailable("unknown charge")
         if charge.status == "timeout":  # by the time anyone asks, the bank has answered
