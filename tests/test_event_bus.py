@@ -257,3 +257,68 @@ def test_purge_removes_old_delivered_events_only(recorder):
 
     assert bus.purge() == 1
     assert list(OutboxEvent.objects.values_list("pk", flat=True)) == [pending.event_id]
+
+
+# ---------------------------------------------------------------- idempotent subscribers
+
+
+@pytest.fixture
+def idempotent_subscriber():
+    calls: list[uuid.UUID] = []
+    state = {"fail": 0}
+
+    def bump(event: WidgetMade) -> None:
+        if state["fail"]:
+            state["fail"] -= 1
+            raise RuntimeError("cache is down")
+        calls.append(event.event_id)
+
+    bus.subscribe(WidgetMade, mode=bus.INLINE, key="tests.bump", idempotent=True)(bump)
+    yield calls, state
+    bus.unsubscribe(WidgetMade, "tests.bump")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_idempotent_subscriber_runs_after_commit_keeps_no_record_and_costs_two_statements(idempotent_subscriber):
+    calls, _ = idempotent_subscriber
+    statements: list[str] = []
+
+    def record(execute, sql, params, many, context):
+        statements.append(sql)
+        return execute(sql, params, many, context)
+
+    event = WidgetMade(widget_id=7, price=Decimal("5.00"))
+    with connections["default"].execute_wrapper(record), transaction.atomic():
+        bus.publish(event)
+        assert calls == [], "nothing before commit"
+    assert calls == [event.event_id]
+    assert OutboxEvent.objects.get(pk=event.event_id).delivered_at is not None
+    assert not ProcessedEvent.objects.exists(), "no delivery record for an idempotent subscriber"
+    work = [s.split()[0] for s in statements if s.split()[0] in ("SELECT", "INSERT", "UPDATE", "DELETE")]
+    assert work == ["INSERT", "UPDATE"], "the new event is not read back"
+
+    OutboxEvent.objects.filter(pk=event.event_id).update(delivered_at=None)  # redelivered, say after a crash
+    assert bus.deliver(event.event_id) is True
+    assert calls == [event.event_id, event.event_id], "it simply runs again, which it is safe to do"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_idempotent_subscriber_keeps_the_event_undelivered_until_the_sweep_succeeds(
+    recorder, idempotent_subscriber
+):
+    calls, state = idempotent_subscriber
+    state["fail"] = 1
+    with transaction.atomic():
+        event = WidgetMade(widget_id=8, price=Decimal("5.00"))
+        bus.publish(event)
+
+    row = OutboxEvent.objects.get(pk=event.event_id)
+    assert row.delivered_at is None, "the worker that applied the async consumer must not mark it delivered"
+    assert "cache is down" in row.last_error
+    assert (recorder.inline, recorder.async_, calls) == ([event.event_id], [event.event_id], [])
+
+    assert bus.sweep(now=later()) == 1
+    row.refresh_from_db()
+    assert row.delivered_at is not None
+    assert calls == [event.event_id]
+    assert (recorder.inline, recorder.async_) == ([event.event_id], [event.event_id]), "the others applied once"

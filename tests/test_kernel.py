@@ -61,3 +61,21 @@ def test_router_refuses_relations_between_modules_but_allows_the_user_model():
     assert router.allow_relation(_Model("orders"), _Model("catalog")) is False
     assert router.allow_relation(_Model("orders"), _Model("accounts")) is True
     assert router.allow_relation(_Model("orders"), _Model("orders")) is True
+
+
+@pytest.mark.redis
+def test_redis_cache_backend_reuses_one_client_per_pool_and_behaves_like_djangos():
+    import os
+    import uuid
+
+    from kernel.cache import RedisCache
+
+    cache = RedisCache(os.environ["REDIS_URL"], {"KEY_PREFIX": f"test-{uuid.uuid4().hex[:8]}"})
+    cache.set("basket", {"lines": [1, 2]}, 30)
+    assert cache.get("basket") == {"lines": [1, 2]}
+    assert cache.add("basket-version", 1)
+    assert cache.incr("basket-version") == 2
+    assert cache.get_many(["basket", "nothing"]) == {"basket": {"lines": [1, 2]}}
+    assert cache._cache.get_client() is cache._cache.get_client(), "one redis.Redis, not one per call"
+    cache.delete_many(["basket", "basket-version"])
+    assert cache.get("basket") is None

@@ -12,7 +12,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from catalog.models import Product
-from catalog.services import refresh_products, stock_set
+from catalog.services import refresh_products, stock_release, stock_reserve, stock_set
 from tests.factories import UserFactory, make_brand, make_category, make_product
 
 pytestmark = pytest.mark.django_db
@@ -257,6 +257,34 @@ def test_cached_pages_are_invalidated_by_catalog_events_with_redis(
     }
     settings.SHOP_PAGE_CACHE_SECONDS = 300
     _price_change_is_seen_on_the_next_request(client, catalog, django_capture_on_commit_callbacks)
+
+
+def test_product_page_stays_cached_while_what_it_says_about_stock_is_unchanged(
+    client, catalog, settings, django_capture_on_commit_callbacks
+):
+    """Selling one of many changes nothing on the page, so the cached page stands; "Only 5 left" shows at once."""
+    settings.SHOP_PAGE_CACHE_SECONDS = 300
+    product = catalog["products"][7]
+    variant = product.variants.get(options__Colour="White")
+    url = f"/p/{product.slug}/?variant={variant.pk}"
+    with django_capture_on_commit_callbacks(execute=True):
+        stock_set(sku=variant.sku, on_hand=8)
+    assert 'id="variant-stock" class="stock ok" aria-live="polite">In stock<' in html(client.get(url))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        stock_reserve(key="order:a", lines=[(variant.pk, 1)])  # 7 left: still "In stock"
+    with CaptureQueriesContext(connection) as ctx:
+        assert ">In stock<" in html(client.get(url))
+    assert len(ctx.captured_queries) == 0, "still served from the cache"
+
+    with django_capture_on_commit_callbacks(execute=True):
+        stock_reserve(key="order:b", lines=[(variant.pk, 2)])  # 5 left
+    assert ">Only 5 left<" in html(client.get(url))
+    with django_capture_on_commit_callbacks(execute=True):
+        stock_release(key="order:b")
+    page = html(client.get(url))
+    assert ">In stock<" in page
+    assert "Only 5 left" not in page
 
 
 def test_pages_still_render_when_the_cache_is_down(client, catalog, settings):
