@@ -225,13 +225,6 @@ def main() -> None:
                      (args.stock, ids))  # fmt: skip
         conn.execute("UPDATE catalog_product SET in_stock = true WHERE id IN "
                      "(SELECT product_id FROM catalog_variant WHERE id = ANY(%s))", (ids,))  # fmt: skip
-        # The tables checkout writes to, cleaned and analysed as autovacuum would (it may be off on a bench
-        # machine), so that one run does not inherit the dead rows of the last.
-        for table in ("catalog_stockitem", "catalog_reservation", "catalog_reservationline", "orders_order",
-                      "orders_orderline", "orders_statuschange", "payments_payment", "payments_transaction",
-                      "payments_testgatewaycharge", "payments_gatewaynotification", "kernel_outboxevent",
-                      "kernel_processedevent", "django_session"):  # fmt: skip
-            conn.execute(f"VACUUM (ANALYZE) {table}")  # names from this list only
         started_at = conn.execute("SELECT now()").fetchone()[0]
 
     port = free_port()
