@@ -18,7 +18,6 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import prefetch_related_objects
 from django.utils import timezone
 
 from catalog.services import ReservationNotFound, stock_commit, stock_reserve, stock_restock, variants_get
@@ -210,13 +209,19 @@ def _info(order: Order, lines: Iterable[OrderLine] | None = None, history: Itera
     )  # fmt: skip
 
 
+def _load(*, history: bool = True, **lookup) -> Order | None:
+    """One order by a unique lookup, with its lines and (unless history=False, one query less) its history.
+    Nothing is prefetched when there is no such order."""
+    related = ("lines", "history") if history else ("lines",)
+    return unique(Order.objects.prefetch_related(*related).filter(**lookup))
+
+
 def order_get(
     *, number: str, user_id: int | None = None, access_token: str | None = None, history: bool = True
 ) -> OrderInfo:
     """An order, if the customer (user_id) owns it or the guest holds its access token. Raises OrderNotFound.
-    With history=False the status history is left out (one query less)."""
-    related = ("lines", "history") if history else ("lines",)
-    order = unique(Order.objects.prefetch_related(*related).filter(number=number))
+    With history=False the status history is left out."""
+    order = _load(number=number, history=history)
     allowed = order is not None and (
         (user_id is not None and order.user_id == user_id)
         or (access_token and secrets.compare_digest(order.access_token, access_token))
@@ -228,8 +233,7 @@ def order_get(
 
 def order_find(*, number: str, history: bool = True) -> OrderInfo:
     """For the shop's own processes (no customer check). Raises OrderNotFound."""
-    related = ("lines", "history") if history else ("lines",)
-    order = unique(Order.objects.prefetch_related(*related).filter(number=number))
+    order = _load(number=number, history=history)
     if order is None:
         raise OrderNotFound(number)
     return _info(order, history=None if history else ())
@@ -244,11 +248,8 @@ def order_current(order: OrderInfo) -> OrderInfo:
 
 
 def order_by_key(*, idempotency_key: str) -> OrderInfo | None:
-    order = unique(Order.objects.filter(idempotency_key=idempotency_key))
-    if order is None:
-        return None
-    prefetch_related_objects([order], "lines", "history")
-    return _info(order)
+    order = _load(idempotency_key=idempotency_key)
+    return _info(order) if order else None
 
 
 def orders_for_customer(*, user_id: int) -> tuple[OrderInfo, ...]:

@@ -99,9 +99,10 @@ def place(request: HttpRequest) -> HttpResponse:
     key = f"checkout:{token}"
     # The token of the review page shown last: order_place is idempotent by it, so pressing twice, or the browser
     # sending the form again, finds the order placed the first time.
-    order = None if token == details_.get("token") else orders.order_by_key(idempotency_key=key)
+    current = token == details_.get("token")
+    order = None if current else orders.order_by_key(idempotency_key=key)
     if order is None:
-        if token != details_.get("token"):
+        if not current:
             messages.error(request, "This page was out of date. Please check your order and place it again.")
             return redirect("shop:checkout-review")
         lines = cart.lines_for_order(request)
