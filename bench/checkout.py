@@ -118,8 +118,8 @@ class Customer:
             return f"add {status}"
         self.step = "details"
         status, location, _ = self.request("/checkout/", DETAILS)
-        if location != "/checkout/review/":
-            return f"details {status}"
+        if location != "/checkout/review/":  # back to the cart: the product sold out since it was added
+            return "sold_out" if location.endswith("/cart/") else f"details {status} {location}"
         self.step = "review"
         _, _, page = self.request("/checkout/review/")
         token = re.search(r'name="token" value="([^"]+)"', page)
@@ -232,7 +232,7 @@ def main() -> None:
     env = base_env(database) | {
         "REDIS_URL": redis_url, "CACHE_KEY_PREFIX": f"bench-{secrets.token_hex(4)}", "CELERY_QUEUE": queue,
         "PAYMENTS_GATEWAY": "test", "PAYMENTS_TEST_GATEWAY_ENABLED": "1", "GUNICORN_ACCESSLOG": "/dev/null",
-        "WEB_CONCURRENCY": str(args.workers), "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "WEB_CONCURRENCY": str(args.workers), "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_MAX_REQUESTS": "0",
         "EMAIL_BACKEND": "django.core.mail.backends.dummy.EmailBackend", "ALLOWED_HOSTS": "127.0.0.1",
     }  # fmt: skip
     profile_dir = tempfile.mkdtemp(prefix="bench-profile-") if args.profile else ""

@@ -93,3 +93,27 @@ def test_domain_event_goes_from_the_outbox_through_redis_to_a_worker_consumer(wo
     )
     assert ProcessedEvent.objects.filter(event_id=event.pk, consumer="accounts.send_welcome_email").count() == 1
     assert "Welcome to" in log.read_text(), "the welcome email was sent by the worker (console backend)"
+
+
+def test_the_worker_keeps_its_database_connection_from_one_task_to_the_next(worker):
+    """Like a web process between requests: no new PostgreSQL connection (a backend process each) per task."""
+    queue, log = worker
+
+    def others() -> set[int]:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            return {row[0] for row in cursor.fetchall()}
+
+    def last_beat():
+        return WorkerHeartbeat.objects.filter(worker__startswith=queue).values_list("seen_at", flat=True).first()
+
+    seen = []
+    for _ in range(3):
+        before = last_beat()
+        worker_heartbeat.delay()
+        wait_for(lambda before=before: last_beat() not in (None, before), 60, "the heartbeat", log)
+        seen.append(others())
+    assert seen[0], "the worker's connection stays open after its task"
+    assert seen[0] == seen[1] == seen[2], "and the next tasks use the same connection"
