@@ -25,6 +25,7 @@ SETTINGS_VARS = [
     "AWS_S3_ENDPOINT_URL",
     "VAR_DIR",
     "DJANGO_ALLOW_ASYNC_UNSAFE",
+    "DB_PREPARED_STATEMENTS",
 ]
 
 PRINT_SETTINGS = """
@@ -36,6 +37,7 @@ print(json.dumps({
     "debug": settings.DEBUG,
     "db_engine": settings.DATABASES["default"]["ENGINE"],
     "db_name": str(settings.DATABASES["default"]["NAME"]),
+    "db_options": settings.DATABASES["default"].get("OPTIONS", {}),
     "cache": settings.CACHES["default"]["BACKEND"],
     "eager": app.conf.task_always_eager,
     "broker": app.conf.broker_url,
@@ -86,6 +88,29 @@ def test_database_and_redis_urls_switch_to_postgres_and_redis():
     assert s["cache"].endswith("RedisCache")
     assert s["eager"] is False
     assert s["broker"] == "redis://cache.internal:6379/1"
+    assert s["db_options"] == {"server_side_binding": True, "prepare_threshold": 5}, "prepared statements"
+
+
+def test_prepared_statements_can_be_switched_off_for_a_transaction_pooler():
+    s = settings_with(DEBUG="1", DATABASE_URL="postgres://shop:pw@pgbouncer:6432/shop", DB_PREPARED_STATEMENTS="0")
+    assert s["db_engine"] == "django.db.backends.postgresql"
+    assert "prepare_threshold" not in s["db_options"]
+    assert "server_side_binding" not in s["db_options"]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_postgresql_prepares_a_statement_a_connection_runs_often():
+    from django.db import connection
+
+    from accounts.models import User
+
+    for _ in range(7):
+        list(User.objects.filter(email="nobody@example.com"))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+    assert any("accounts_user" in sql and "email" in sql for sql in prepared), prepared
 
 
 def test_s3_media_storage_and_smtp_email_from_the_environment():
