@@ -16,7 +16,7 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -27,6 +27,7 @@ from django.db import IntegrityError, connections, router, transaction
 from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.utils.text import slugify
 
 from catalog import search as _search
@@ -1017,25 +1018,47 @@ def stock_reserve(*, key: str, lines: Iterable[tuple[int, int]], ttl_seconds: in
 
 
 def _settle(key: str, to_status: str) -> ReservationInfo:
+    """Take a held reservation to to_status and move its stock; a reservation no longer held is left as it is.
+
+    The conditional UPDATE is the lock: a concurrent settle of the same key waits for it, then finds the
+    reservation no longer held and changes nothing.
+    """
+    connection = connections[router.db_for_write(Reservation)]
+    quote = connection.ops.quote_name
     # No savepoint: inside an order's transaction this is one more step of it, and any error undoes both.
-    with transaction.atomic(savepoint=False):
-        reservation = unique(Reservation.objects.select_for_update().filter(key=key))
-        lines = []
-        if reservation is not None:
-            lines = list(reservation.lines.select_related("variant").order_by("variant_id"))
-        if reservation is not None and reservation.status == Reservation.Status.HELD:
-            for line in lines:
-                change = {"reserved": F("reserved") - line.quantity}
+    with transaction.atomic(using=connection.alias, savepoint=False):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {quote(Reservation._meta.db_table)} SET {quote('status')} = %s "  # noqa: S608
+                f"WHERE {quote('key')} = %s AND {quote('status')} = %s RETURNING {quote('id')}, {quote('expires_at')}",
+                [to_status, key, Reservation.Status.HELD],
+            )
+            settled = cursor.fetchone()
+        if settled is not None:
+            reservation_id, expires_at = settled
+            status = str(to_status)
+            lines = list(
+                ReservationLine.objects.filter(reservation_id=reservation_id)
+                .order_by("variant_id")
+                .values_list("variant_id", "variant__sku", "quantity")
+            )
+            for variant_id, _, quantity in lines:
+                change = {"reserved": F("reserved") - quantity}
                 if to_status == Reservation.Status.COMMITTED:
-                    change["on_hand"] = F("on_hand") - line.quantity
-                StockItem.objects.filter(variant_id=line.variant_id).update(**change)
-            reservation.status = to_status
-            reservation.save(update_fields=["status"])
+                    change["on_hand"] = F("on_hand") - quantity
+                StockItem.objects.filter(variant_id=variant_id).update(**change)
             if to_status == Reservation.Status.RELEASED:
-                _publish_stock({line.variant_id: line.quantity for line in lines})
-    if reservation is None:  # raised outside the block, so that an enclosing transaction can go on
-        raise ReservationNotFound(key)
-    return _reservation_info(reservation, lines)
+                _publish_stock({variant_id: quantity for variant_id, _, quantity in lines})
+    if settled is None:  # not held (any more): report it as it stands, or raise outside the block
+        reservation = unique(Reservation.objects.filter(key=key))
+        if reservation is None:
+            raise ReservationNotFound(key)
+        return _reservation_info(reservation)
+    if isinstance(expires_at, str):  # SQLite gives RETURNING columns as stored (in UTC), without Django's converters
+        expires_at = parse_datetime(expires_at)
+    if timezone.is_naive(expires_at):
+        expires_at = timezone.make_aware(expires_at, UTC)
+    return ReservationInfo(key, status, expires_at, tuple(ReservedLine(v, sku, q) for v, sku, q in lines))
 
 
 def stock_commit(*, key: str) -> ReservationInfo:

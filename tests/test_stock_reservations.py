@@ -35,12 +35,14 @@ def stock(variant) -> tuple[int, int]:
 
 
 def test_reserve_commit_release_and_restock(lamp):
-    stock_reserve(key="order-1", lines=[(lamp.pk, 2)])
+    held = stock_reserve(key="order-1", lines=[(lamp.pk, 2)])
     assert stock(lamp) == (5, 2)
     assert stock_reserve(key="order-1", lines=[(lamp.pk, 2)]).status == "held", "same key, same reservation"
     assert stock(lamp) == (5, 2)
-    stock_commit(key="order-1")
-    stock_commit(key="order-1")
+    sold = stock_commit(key="order-1")
+    assert (sold.key, sold.status, sold.expires_at, sold.lines) == ("order-1", "committed", held.expires_at, held.lines)
+    again = stock_commit(key="order-1")
+    assert (again.status, again.expires_at, again.lines) == ("committed", held.expires_at, held.lines)
     assert stock(lamp) == (3, 0), "sold: once"
     stock_release(key="order-1")
     assert stock(lamp) == (3, 0), "a sale is not released by mistake"
