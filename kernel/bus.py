@@ -23,8 +23,9 @@ Subscribers are declared in a module's handlers.py, imported by its AppConfig.re
 
 A subscriber that is idempotent by itself (a cache version bump, a state machine that ignores a second "paid") may
 say so with idempotent=True: the bus then keeps no ProcessedEvent row for it and may run it again when an event is
-re-delivered. That saves a transaction and a write per event on the hottest paths. An event with such a subscriber
-is marked delivered by the process that ran all of its subscribers, or else by the sweep.
+re-delivered. That saves a transaction, a write and a read per event on the hottest paths. An event with such a
+subscriber is marked delivered by the process that ran all of its subscribers, or by the worker that ran it once
+every other subscriber has applied the event, or else by the sweep.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from django.db import connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from kernel.db import db_for_module, unique
+from kernel.db import db_for_module, insert_row, unique
 from kernel.events import DomainEvent, event_class
 from kernel.models import OutboxEvent, ProcessedEvent
 
@@ -110,13 +111,17 @@ def publish(event: DomainEvent) -> None:
     alias = db_for_module(event.module)
     now = timezone.now()
     listened = bool(_subscriptions.get(event.name))
-    OutboxEvent.objects.using(alias).create(
+    insert_row(
+        OutboxEvent,
+        using=alias,
         id=event.event_id,
         name=event.name,
         payload=event.to_payload(),
         created_at=now,
-        next_attempt_at=now + timedelta(seconds=settings.OUTBOX_SWEEP_AFTER_SECONDS),
         delivered_at=None if listened else now,  # nobody listens yet: recorded, nothing to deliver
+        attempts=0,
+        next_attempt_at=now + timedelta(seconds=settings.OUTBOX_SWEEP_AFTER_SECONDS),
+        last_error="",
     )
     if listened:
         transaction.on_commit(lambda: _deliver_new(event, alias), using=alias, robust=True)
@@ -233,7 +238,10 @@ def handle(event_id: uuid.UUID | str, consumer: str, *, using: str = "default") 
         logger.warning("%s no longer subscribes to %s; event %s skipped", consumer, row.name, event_id)
         return False
     applied = apply(sub, event_class(row.name).from_payload(row.payload))
-    mark_delivered_if_done(row.pk, row.name, using=using)
+    # This consumer has applied it now (or had before); the event is delivered once every other one has too.
+    # For an idempotent consumer that is the only sign it ran, as it keeps no record.
+    if not _pending([s for s in subscriptions(row.name) if s.key != consumer], row.pk):
+        _mark_delivered(row.pk, using)
     return applied
 
 
@@ -245,9 +253,16 @@ def mark_delivered_if_done(event_id: uuid.UUID, event_name: str, *, using: str) 
 
 
 def _mark_delivered(event_id: uuid.UUID, using: str) -> None:
-    OutboxEvent.objects.using(using).filter(pk=event_id, delivered_at__isnull=True).update(
-        delivered_at=timezone.now(), last_error=""
-    )
+    """One fixed UPDATE (every event passes here once): the row is marked only if it still waits."""
+    connection = connections[using]
+    meta, quote = OutboxEvent._meta, connection.ops.quote_name
+    table, id_, delivered, error = (quote(name) for name in (meta.db_table, "id", "delivered_at", "last_error"))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET {delivered} = %s, {error} = '' WHERE {id_} = %s AND {delivered} IS NULL",  # noqa: S608
+            [meta.get_field("delivered_at").get_db_prep_save(timezone.now(), connection),
+             meta.get_field("id").get_db_prep_save(event_id, connection)],
+        )  # fmt: skip
 
 
 def _pending(subs: Iterable[Subscription], event_id: uuid.UUID) -> list[Subscription]:

@@ -13,7 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Model, QuerySet
+from django.db import connections
+from django.db.models import Field, Model, QuerySet
 
 KERNEL = "kernel"
 
@@ -28,6 +29,32 @@ def unique(queryset: QuerySet) -> Any:
         return queryset.get()
     except queryset.model.DoesNotExist:
         return None
+
+
+_insert_statements: dict[tuple[type[Model], str, tuple[str, ...]], tuple[str, list[Field]]] = {}
+
+
+def insert_row(model: type[Model], *, using: str, **values: Any) -> None:
+    """INSERT one row of `model` with these field values: one statement whose text is built once per model,
+    database and set of fields, no model instance and no save signals.
+
+    For append-only rows written on every hot path (the outbox). Each value is converted by its field, as the ORM
+    would; defaults are not applied, so give every column that has no database default.
+    """
+    key = (model, using, tuple(values))
+    statement = _insert_statements.get(key)
+    connection = connections[using]
+    if statement is None:
+        fields = [model._meta.get_field(name) for name in values]
+        quote = connection.ops.quote_name
+        columns = ", ".join(quote(field.column) for field in fields)
+        placeholders = ", ".join(["%s"] * len(fields))
+        sql = f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ({placeholders})"  # noqa: S608 (names)
+        statement = _insert_statements[key] = (sql, fields)
+    sql, fields = statement
+    params = [field.get_db_prep_save(value, connection) for field, value in zip(fields, values.values(), strict=True)]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 def db_for_module(module: str) -> str:

@@ -17,7 +17,8 @@ from payments.events import PaymentAuthorized, PaymentFailed
 # Inline: the order turns paid (or is cancelled) in the process that learned the payment's outcome, right after
 # that commit, so the customer coming back from the gateway sees the confirmation at once. The outbox and its
 # sweep still guarantee delivery if this fails; the email goes to a worker. Both are idempotent by the order's own
-# state (under a row lock, only a pending order moves), so the bus keeps no record of them.
+# state (under a row lock, only a pending order moves), so the bus keeps no record of them. So is the email: the
+# claim on the order's confirmation_sent_at lets one delivery send it.
 @subscribe(PaymentAuthorized, mode=INLINE, idempotent=True)
 def mark_order_paid(event: PaymentAuthorized) -> None:
     with contextlib.suppress(services.OrderNotFound):  # a payment for something other than an order
@@ -29,7 +30,7 @@ def cancel_unpaid_order(event: PaymentFailed) -> None:
     services.order_payment_failed(number=event.reference, message=event.message)
 
 
-@subscribe(OrderPaid)
+@subscribe(OrderPaid, idempotent=True)
 def send_order_confirmation(event: OrderPaid) -> None:
     """Runs on a worker after the order is paid; sends the confirmation exactly once per order."""
     if not services.order_confirmation_claim(number=event.number):

@@ -322,3 +322,33 @@ def test_a_failed_idempotent_subscriber_keeps_the_event_undelivered_until_the_sw
     assert row.delivered_at is not None
     assert calls == [event.event_id]
     assert (recorder.inline, recorder.async_) == ([event.event_id], [event.event_id]), "the others applied once"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_async_idempotent_subscriber_keeps_no_record_and_the_worker_that_ran_it_marks_the_event_delivered():
+    calls: list[uuid.UUID] = []
+    bus.subscribe(WidgetMade, mode=bus.ASYNC, key="tests.send_once", idempotent=True)(
+        lambda e: calls.append(e.event_id)
+    )
+    try:
+        event = WidgetMade(widget_id=9, price=Decimal("5.00"))
+        with transaction.atomic():
+            bus.publish(event)
+        assert calls == [event.event_id]
+        assert OutboxEvent.objects.get(pk=event.event_id).delivered_at is not None, "not left to the sweep"
+        assert not ProcessedEvent.objects.exists()
+
+        OutboxEvent.objects.filter(pk=event.event_id).update(delivered_at=None)  # delivered again, say by the sweep
+        statements: list[str] = []
+
+        def record(execute, sql, params, many, context):
+            statements.append(sql.split()[0])
+            return execute(sql, params, many, context)
+
+        with connections["default"].execute_wrapper(record):
+            assert bus.handle(event.event_id, "tests.send_once") is True
+        assert calls == [event.event_id, event.event_id], "it runs again; being idempotent, it does no harm"
+        assert statements == ["SELECT", "UPDATE"], "read the event, mark it delivered: no bookkeeping"
+        assert OutboxEvent.objects.get(pk=event.event_id).delivered_at is not None
+    finally:
+        bus.unsubscribe(WidgetMade, "tests.send_once")
