@@ -7,7 +7,9 @@ Serves the shop with gunicorn (DEBUG off) against PostgreSQL (BENCH_DATABASE_URL
 and Redis, with a real Celery worker on a queue of its own. Simulated customers, each with their own cookies, go
 through the real pages: product page, add to cart, checkout details, review, place the order, pay with the test
 gateway's success card on its hosted page (the gateway calls the shop back from the worker), and poll the return
-page until the order is confirmed. Stock is limited on purpose so that some products sell out during the run.
+page until the order is confirmed. Most products have enough stock for the whole run (a shop that runs dry
+mid-run measures refusals, not orders); a few scarce ones (--scarce, the most popular) sell out early, with
+buyers racing for their last units, and buyers keep picking them (refused as sold out, not counted).
 Afterwards: on-hand + sold must equal the starting stock for every product used, and nothing may be negative.
 """
 
@@ -201,7 +203,9 @@ def main() -> None:
     parser.add_argument("--buyers", type=int, default=16, help="customers buying at the same time")
     parser.add_argument("--workers", type=int, default=3, help="gunicorn workers")
     parser.add_argument("--products", type=int, default=40, help="how many products are on sale in the run")
-    parser.add_argument("--stock", type=int, default=20, help="units of each product at the start")
+    parser.add_argument("--stock", type=int, default=40, help="units of each product at the start")
+    parser.add_argument("--scarce", type=int, default=4, help="products that start with --scarce-stock units")
+    parser.add_argument("--scarce-stock", type=int, default=5, help="units of each scarce product at the start")
     parser.add_argument(
         "--profile",
         action="store_true",
@@ -222,8 +226,14 @@ def main() -> None:
         ).fetchall()
         ids = [r[0] for r in rows]
         conn.execute("UPDATE catalog_reservation SET status = 'released' WHERE status = 'held'")
+        scarce = ids[: args.scarce]  # the most popular: they sell out early, with buyers racing for the last units
         conn.execute("UPDATE catalog_stockitem SET on_hand = %s, reserved = 0 WHERE variant_id = ANY(%s)",
                      (args.stock, ids))  # fmt: skip
+        conn.execute("UPDATE catalog_stockitem SET on_hand = %s WHERE variant_id = ANY(%s)",
+                     (args.scarce_stock, scarce))  # fmt: skip
+        start_stock = conn.execute(
+            "SELECT sum(on_hand) FROM catalog_stockitem WHERE variant_id = ANY(%s)", (ids,)
+        ).fetchone()[0]
         conn.execute("UPDATE catalog_product SET in_stock = true WHERE id IN "
                      "(SELECT product_id FROM catalog_variant WHERE id = ANY(%s))", (ids,))  # fmt: skip
         started_at = conn.execute("SELECT now()").fetchone()[0]
@@ -296,6 +306,9 @@ def main() -> None:
             "SELECT coalesce(sum(l.quantity), 0) FROM orders_orderline l JOIN orders_order o ON o.id = l.order_id "
             "WHERE o.created_at >= %s AND o.status IN ('paid', 'fulfilling', 'shipped', 'delivered') "
             "AND l.variant_id = ANY(%s)", (started_at, ids)).fetchone()[0]  # fmt: skip
+        sold_out_scarce = conn.execute(
+            "SELECT count(*) FROM catalog_stockitem WHERE variant_id = ANY(%s) AND on_hand = 0", (scarce,)
+        ).fetchone()[0]
         statuses = dict(conn.execute(
             "SELECT status, count(*) FROM orders_order WHERE created_at >= %s GROUP BY status", (started_at,)
         ).fetchall())  # fmt: skip
@@ -304,14 +317,14 @@ def main() -> None:
     completed = measured.count("ok")
     sold_out = measured.count("sold_out")
     other = [result for _, result in outcomes if result not in ("ok", "sold_out")]  # warm-up and tail too
-    start_stock = args.stock * len(ids)
     setup = f"gunicorn {args.workers} workers, 1 Celery worker (2 processes), {os.cpu_count()} cores shared"
-    print(f"\n{args.buyers} buyers, {args.warmup}s of warm-up then {args.duration}s measured, {setup}, "
-          f"{len(ids)} products x {args.stock} units")  # fmt: skip
+    stocked = f"{len(ids) - len(scarce)} products x {args.stock} units and {len(scarce)} x {args.scarce_stock}"
+    print(f"\n{args.buyers} buyers, {args.warmup}s of warm-up then {args.duration}s measured, {setup}, {stocked}")
     rate = completed / elapsed
     print(f"completed orders: {completed} in {elapsed:.1f}s = {rate:.1f} orders/s (target >= 30)")
     print(f"refused as sold out: {sold_out}; other outcomes: {len(other)} {sorted(set(other))[:5]}")
     print(f"orders by status: {statuses}")
+    print(f"scarce products sold out: {sold_out_scarce} of {len(scarce)}")
     print(f"stock: started {start_stock}, on hand {on_hand}, reserved {reserved}, sold {sold}; "
           f"on hand + sold = {on_hand + sold}")  # fmt: skip
     print("requests per step, mean / p95 ms: " + ", ".join(
