@@ -43,7 +43,7 @@ from django.db import connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from kernel.db import db_for_module, insert_row, unique
+from kernel.db import current_module, db_for_module, insert_row, unique
 from kernel.events import DomainEvent, event_class
 from kernel.models import OutboxEvent, ProcessedEvent
 
@@ -108,7 +108,7 @@ def publish(event: DomainEvent) -> None:
     Call it inside the transaction.atomic() block of the change the event reports. Outside a transaction the row
     is committed at once and delivery starts at once.
     """
-    alias = db_for_module(event.module)
+    alias = db_for_module(current_module() or event.module)  # the publishing transaction's database
     now = timezone.now()
     listened = bool(_subscriptions.get(event.name))
     insert_row(

@@ -10,13 +10,58 @@ inside its own transaction. Django's own apps, and with them accounts (the user 
 
 from __future__ import annotations
 
+import contextvars
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
-from django.db import connections
+from django.db import connections, transaction
 from django.db.models import Field, Model, QuerySet
 
 KERNEL = "kernel"
+
+
+class CrossModuleTransaction(RuntimeError):
+    """A module's transaction was opened inside another module's: one module, one transaction."""
+
+
+# The modules whose kernel.db.atomic() block the running code is inside, innermost last.
+_open: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("shop_module_transactions", default=())
+
+
+@contextmanager
+def atomic(*, module: str, savepoint: bool = True) -> Iterator[str]:
+    """A transaction of one module, on that module's own database alias (yields the alias).
+
+        with atomic(module="orders"):
+            ...                                  # orders' tables only; publish() writes to orders' outbox
+
+    Opening another module's transaction inside it raises CrossModuleTransaction: a service never writes another
+    module's tables inside its own transaction, whether the two share a database or not. Cross-module effects
+    go through the outbox (kernel.bus.publish) and are applied by the other module in its own transaction.
+    Nesting the same module's blocks is fine (a savepoint, as with transaction.atomic). Usable as a decorator.
+
+    The module is popped before the commit, so callbacks registered with on_commit (event delivery) run outside it.
+    """
+    outer = _open.get()
+    if outer and outer[-1] != module:
+        raise CrossModuleTransaction(
+            f"{module}'s transaction opened inside {outer[-1]}'s: publish an event or a command instead"
+        )
+    alias = db_for_module(module)
+    with transaction.atomic(using=alias, savepoint=savepoint):
+        token = _open.set((*outer, module))
+        try:
+            yield alias
+        finally:
+            _open.reset(token)
+
+
+def current_module() -> str | None:
+    """The module whose kernel.db.atomic() block the running code is in, or None outside one."""
+    stack = _open.get()
+    return stack[-1] if stack else None
 
 
 def unique(queryset: QuerySet) -> Any:
