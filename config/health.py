@@ -17,6 +17,8 @@ from django.db import connections
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 
+from kernel import bus
+
 logger = logging.getLogger(__name__)
 
 
@@ -73,6 +75,13 @@ def readyz(request: HttpRequest) -> JsonResponse:
             failing.append(name)
         elapsed_ms = (time.monotonic() - started) * 1000
         logger.debug("readiness check %s took %.1f ms", name, elapsed_ms)
+    body: dict = {"checks": results}
+    if "database" not in failing:  # how far event delivery is behind: reported, not a reason to take traffic away
+        try:
+            state = bus.outbox_state()
+            body["outbox"] = {"pending": state.pending, "dead": state.dead, "lag_seconds": round(state.lag_seconds, 1)}
+        except Exception as exc:
+            logger.warning("outbox state unknown: %s", exc)
     if failing:
-        return JsonResponse({"status": "unavailable", "failing": failing, "checks": results}, status=503)
-    return JsonResponse({"status": "ok", "checks": results})
+        return JsonResponse({"status": "unavailable", "failing": failing, **body}, status=503)
+    return JsonResponse({"status": "ok", **body})

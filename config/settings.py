@@ -218,6 +218,7 @@ CELERY_BEAT_SCHEDULE = {
 # An event not yet delivered this long after publication is picked up by the periodic sweep.
 OUTBOX_SWEEP_AFTER_SECONDS = env_int("OUTBOX_SWEEP_AFTER_SECONDS", 120)
 OUTBOX_RETENTION_DAYS = env_int("OUTBOX_RETENTION_DAYS", 7)
+OUTBOX_MAX_ATTEMPTS = env_int("OUTBOX_MAX_ATTEMPTS", 12)  # 2 + 4 + 8 + ... minutes, capped at 1 h: about 7 h
 
 # ---------------------------------------------------------------- static files and media
 STATIC_URL = "/static/"

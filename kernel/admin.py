@@ -1,6 +1,8 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.utils.text import Truncator
 
-from kernel.models import OutboxEvent, ProcessedEvent, WorkerHeartbeat
+from kernel import bus
+from kernel.models import Delivery, ProcessedEvent, WorkerHeartbeat
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -14,12 +16,27 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-@admin.register(OutboxEvent)
-class OutboxEventAdmin(ReadOnlyAdmin):
-    list_display = ("name", "id", "created_at", "delivered_at", "attempts", "next_attempt_at")
-    list_filter = ("name", ("delivered_at", admin.EmptyFieldListFilter))
-    search_fields = ("id", "name")
+@admin.register(Delivery)
+class DeliveryAdmin(ReadOnlyAdmin):
+    """The outbox: each event's delivery to each subscriber. Dead ones can be tried again from here."""
+
+    list_display = ("event_name", "consumer", "status", "attempts", "created_at", "next_attempt_at", "error")
+    list_filter = ("status", "event_name", "consumer")
+    search_fields = ("event_id", "event_name", "consumer")
     date_hierarchy = "created_at"
+    actions = ("retry",)
+
+    @admin.display(description="last error")
+    def error(self, obj: Delivery) -> str:
+        return Truncator(obj.last_error).chars(80)
+
+    def has_retry_permission(self, request) -> bool:
+        return request.user.has_perm("kernel.change_delivery")
+
+    @admin.action(description="Retry the selected deliveries now", permissions=["retry"])
+    def retry(self, request, queryset) -> None:
+        retried = bus.deliveries_retry(ids=list(queryset.values_list("pk", flat=True)), using=queryset.db)
+        self.message_user(request, f"{retried} delivery(ies) handed to their subscribers again.", messages.SUCCESS)
 
 
 @admin.register(ProcessedEvent)

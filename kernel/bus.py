@@ -1,51 +1,64 @@
-"""The domain-event bus, with a transactional outbox.
+"""The domain-event bus, with a transactional outbox: one delivery row per (event, subscriber).
 
-    publish(OrderPlaced(order_id=7, ...))      # inside the service's transaction.atomic()
+    with atomic(module="orders"):
+        ...
+        publish(OrderPaid(order_id=7, number="NW-..."))      # inside the change's own transaction
 
-publish() writes an outbox row in the same transaction as the change that caused the event, so the event exists
-if and only if the change committed. After commit the event goes to its subscribers:
+publish() writes one Delivery row per subscriber of the event, in one statement, into the outbox of the database
+of the transaction it is called in, so the event exists if and only if the change committed. After commit each
+delivery is tried:
 
-- inline subscribers run in the publishing process, right after commit (cache invalidation and the like);
-- async subscribers run as a Celery task each (kernel.run_handler), on a worker, or in-process without a broker.
+- inline subscribers run in the publishing process, right after commit (cache invalidation, an order turning paid
+  while the customer waits);
+- async subscribers run as a Celery task each (kernel.run_handler, which takes the event id and the consumer), on
+  a worker, or in-process when there is no broker.
 
-Delivery is at least once. Each (subscriber, event id) pair is recorded in ProcessedEvent in the same transaction
-as the subscriber's own changes, so an event delivered twice is applied once. An event whose delivery did not
-finish (broker down, process killed, handler failing) stays in the outbox and the periodic sweep
-(kernel.outbox_sweep) delivers it again with growing back-off.
+Delivery is at least once and every subscriber is applied at most once per event: a subscriber on the same
+database as the outbox claims its delivery row (a conditional UPDATE to "done") in the same transaction as its own
+changes. A subscriber on another database claims the (consumer, event) pair in its own database's inbox
+(ProcessedEvent), then the delivery row is marked done. A subscriber that is idempotent by itself (a cache version
+bump, a state machine that ignores a second "paid") is declared with idempotent=True: it is simply run, and its
+row is marked done afterwards.
 
-An event nobody subscribes to is recorded as delivered at once: a subscriber added in a later deploy receives the
-events published after it, not older ones.
+One retry mechanism: a delivery not done (the broker was down, the process was killed, the subscriber raised) is
+tried again by the periodic sweep (kernel.outbox_sweep) once its next_attempt_at has passed, with back-off
+doubling from OUTBOX_SWEEP_AFTER_SECONDS up to an hour. After OUTBOX_MAX_ATTEMPTS tries it is dead: shown in the
+admin with its last error, retried from there (deliveries_retry). Tasks do not retry on their own.
+
+An event nobody subscribes to leaves one row, done at once, with no consumer: the outbox is also the record of
+what happened. A subscriber added in a later deploy receives the events published after it.
+
+Commands (kernel.events.Command) travel the same way and have exactly one subscriber: the module that owns them.
 
 Subscribers are declared in a module's handlers.py, imported by its AppConfig.ready():
 
     @subscribe(PaymentAuthorized)            # async by default
     def mark_order_paid(event: PaymentAuthorized) -> None: ...
 
-A subscriber that is idempotent by itself (a cache version bump, a state machine that ignores a second "paid") may
-say so with idempotent=True: the bus then keeps no ProcessedEvent row for it and may run it again when an event is
-re-delivered. That saves a transaction, a write and a read per event on the hottest paths. An event with such a
-subscriber is marked delivered by the process that ran all of its subscribers, or by the worker that ran it once
-every other subscriber has applied the event, or else by the sweep.
+Statements here that the ORM cannot say as cheaply are plain SQL, each for a reason given beside it: the insert of
+an event's rows (one statement whose text is built once, kernel.db.insert_rows) and the claim (a conditional
+UPDATE whose row count is the answer, in the subscriber's transaction).
 """
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 
 from django.conf import settings
 from django.db import connections, transaction
-from django.db.models import F
+from django.db.models import F, Min
 from django.utils import timezone
 
-from kernel.db import current_module, db_for_module, insert_row, unique
-from kernel.events import DomainEvent, event_class
-from kernel.models import OutboxEvent, ProcessedEvent
+from kernel.db import atomic, db_for_module, insert_rows, outbox_buffer, set_outbox_writer, unique
+from kernel.events import Command, DomainEvent, event_class
+from kernel.models import Delivery, ProcessedEvent
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +66,9 @@ Mode = Literal["inline", "async"]
 INLINE: Mode = "inline"
 ASYNC: Mode = "async"
 MAX_BACKOFF_SECONDS = 60 * 60
+
+PENDING, DONE, DEAD = Delivery.Status.PENDING, Delivery.Status.DONE, Delivery.Status.DEAD
+NOBODY = ""  # the consumer of the one row an event nobody subscribes to leaves
 
 H = TypeVar("H", bound=Callable[..., Any])
 
@@ -63,7 +79,7 @@ class Subscription:
     event_name: str
     handler: Callable[[Any], None]
     mode: Mode
-    idempotent: bool = False  # safe to run twice: no ProcessedEvent row is kept
+    idempotent: bool = False  # safe to run twice: no claim is taken before it runs
 
     @property
     def module(self) -> str:
@@ -76,7 +92,7 @@ _subscriptions: dict[str, dict[str, Subscription]] = defaultdict(dict)
 def subscribe(
     event_type: type[DomainEvent], *, mode: Mode = ASYNC, key: str | None = None, idempotent: bool = False
 ) -> Callable[[H], H]:
-    """Register the decorated function as a consumer of `event_type`."""
+    """Register the decorated function as a consumer of `event_type`. A command takes one consumer only."""
     if mode not in (INLINE, ASYNC):
         raise ValueError(f"mode must be {INLINE!r} or {ASYNC!r}")
 
@@ -85,6 +101,9 @@ def subscribe(
         current = _subscriptions[event_type.name].get(consumer)
         if current is not None and current.handler.__qualname__ != handler.__qualname__:
             raise ValueError(f"consumer key {consumer!r} is already subscribed to {event_type.name}")
+        others = set(_subscriptions[event_type.name]) - {consumer}
+        if issubclass(event_type, Command) and others:
+            raise ValueError(f"the command {event_type.name} already has its handler: {others.pop()}")
         _subscriptions[event_type.name][consumer] = Subscription(consumer, event_type.name, handler, mode, idempotent)
         return handler
 
@@ -99,120 +118,185 @@ def subscriptions(event_name: str) -> list[Subscription]:
     return list(_subscriptions.get(event_name, {}).values())
 
 
+def _subscription(event_name: str, consumer: str) -> Subscription | None:
+    return _subscriptions.get(event_name, {}).get(consumer)
+
+
 # ---------------------------------------------------------------- publishing
 
 
 def publish(event: DomainEvent) -> None:
-    """Record `event` in the outbox of its module's database; it is delivered once the transaction commits.
+    """Record `event` in the outbox of the open transaction's database; it is delivered once that commits.
 
-    Call it inside the transaction.atomic() block of the change the event reports. Outside a transaction the row
-    is committed at once and delivery starts at once.
+    Call it inside the kernel.db.atomic(module=...) block of the change the event reports: its rows go to that
+    module's database, written with every other event of the transaction in one statement just before the commit.
+    Outside such a block they go to the database of the event's own module at once (committed at once outside
+    any transaction).
     """
-    alias = db_for_module(current_module() or event.module)  # the publishing transaction's database
+    entry = (event, subscriptions(event.name))
+    buffer = outbox_buffer()
+    if buffer is not None:
+        buffer.append(entry)
+    else:
+        _write(db_for_module(event.module), [entry])
+
+
+_Entry = tuple[DomainEvent, list[Subscription]]
+MAX_ROWS_PER_INSERT = 500
+
+
+def _write(alias: str, entries: list[_Entry]) -> None:
+    """Write the outbox rows of a transaction's events (one statement), and deliver them once it commits."""
     now = timezone.now()
-    listened = bool(_subscriptions.get(event.name))
-    insert_row(
-        OutboxEvent,
-        using=alias,
-        id=event.event_id,
-        name=event.name,
-        payload=event.to_payload(),
-        created_at=now,
-        delivered_at=None if listened else now,  # nobody listens yet: recorded, nothing to deliver
-        attempts=0,
-        next_attempt_at=now + timedelta(seconds=settings.OUTBOX_SWEEP_AFTER_SECONDS),
-        last_error="",
-    )
+    retry_at = now + timedelta(seconds=settings.OUTBOX_SWEEP_AFTER_SECONDS)
+    rows = []
+    for event, subs in entries:
+        base = {"event_id": event.event_id, "event_name": event.name, "payload": event.to_payload()}
+        if not subs:  # recorded as done at once, for the record of what happened: nothing to deliver
+            rows.append({**base, "consumer": NOBODY, "status": DONE, "attempts": 0, "created_at": now,
+                         "next_attempt_at": now, "done_at": now, "last_error": ""})  # fmt: skip
+        for sub in subs:
+            rows.append({**base, "consumer": sub.key, "status": PENDING, "attempts": 1, "created_at": now,
+                         "next_attempt_at": retry_at, "done_at": None, "last_error": ""})  # fmt: skip
+    for start in range(0, len(rows), MAX_ROWS_PER_INSERT):
+        insert_rows(Delivery, rows[start : start + MAX_ROWS_PER_INSERT], using=alias)
+    listened = [entry for entry in entries if entry[1]]
     if listened:
-        transaction.on_commit(lambda: _deliver_new(event, alias), using=alias, robust=True)
+        transaction.on_commit(lambda: _dispatch(listened, alias), using=alias, robust=True)
+
+
+set_outbox_writer(_write)
 
 
 # ---------------------------------------------------------------- delivering
 
+# Deliveries of idempotent subscribers that ran, marked done together when the outermost delivery finishes: one
+# statement for all the subscribers one commit set off (an order paid: the stock sold, the email sent).
+_done_later: contextvars.ContextVar[list[tuple[str, uuid.UUID, str]] | None] = contextvars.ContextVar(
+    "outbox_done_later", default=None
+)
 
-def deliver(event_id: uuid.UUID | str, *, using: str = "default") -> bool:
-    """Hand one outbox event to every subscriber that has not applied it yet.
 
-    Returns True once every subscriber has applied it (the row is then marked delivered). Never raises: a failure
-    is written on the outbox row and the sweep tries again.
+def _dispatch(entries: list[_Entry], using: str) -> None:
+    """Hand a committed transaction's events to their subscribers: inline ones run here, async ones go to a worker
+    each (or run here without a broker).
+
+    Never raises. A failure is written on its delivery row; a broker that is down leaves the rows pending; in both
+    cases the sweep tries again. A process that dies here leaves the rows pending for the sweep too.
     """
-    row = unique(OutboxEvent.objects.using(using).filter(pk=event_id))
-    if row is None or row.delivered_at is not None:
-        return True
+    outermost = _done_later.get() is None
+    token = _done_later.set([]) if outermost else None
     try:
-        event = event_class(row.name).from_payload(row.payload)
+        for event, subs in entries:
+            for sub in subs:
+                if sub.mode == INLINE:
+                    run(sub, event, using=using)
+                else:
+                    _enqueue(sub, event.event_id, using)
+    finally:
+        if token is not None:
+            done = _done_later.get() or []
+            _done_later.reset(token)
+            _finish_all(done)
+
+
+def _done(alias: str, event_id: uuid.UUID, consumer: str) -> None:
+    later = _done_later.get()
+    if later is None:
+        _finish(alias, event_id, consumer)
+    else:
+        later.append((alias, event_id, consumer))
+
+
+def _finish_all(done: list[tuple[str, uuid.UUID, str]]) -> None:
+    by_alias: dict[str, list[tuple[uuid.UUID, str]]] = defaultdict(list)
+    for alias, event_id, consumer in done:
+        by_alias[alias].append((event_id, consumer))
+    for alias, pairs in by_alias.items():
+        try:
+            if len(pairs) == 1:
+                _finish(alias, *pairs[0])
+            else:
+                _finish_many(alias, pairs)
+        except Exception:  # the subscribers ran; the sweep runs them again, which they allow
+            logger.exception("could not mark %s deliveries done", len(pairs))
+
+
+def run(sub: Subscription, event: DomainEvent, *, using: str) -> bool:
+    """Apply one event to one subscriber, at most once, and mark its delivery (in the outbox at `using`) done.
+
+    Returns True if it was applied now, False if it had been before or it failed (the error is recorded on the
+    delivery row and the sweep tries again).
+    """
+    inbox = db_for_module(sub.module)
+    try:
+        if sub.idempotent:
+            sub.handler(event)
+            _done(using, event.event_id, sub.key)
+            return True
+        if inbox == using:  # the claim is the delivery row itself, taken in the subscriber's transaction
+            with atomic(module=sub.module):
+                if not _finish(using, event.event_id, sub.key):
+                    return False
+                sub.handler(event)
+            return True
+        with atomic(module=sub.module):  # another database: claim in the subscriber's own inbox
+            applied = _claim(inbox, sub.key, event.event_id)
+            if applied:
+                sub.handler(event)
+        _finish(using, event.event_id, sub.key)
+        return applied
     except Exception as exc:
-        logger.exception("outbox event %s (%s) cannot be decoded", row.pk, row.name)
-        _record_failure(row.pk, using, f"cannot decode: {type(exc).__name__}: {exc}")
+        logger.exception("delivering %s %s to %s failed", event.name, event.event_id, sub.key)
+        _record_failure(using, event.event_id, sub.key, f"{type(exc).__name__}: {exc}")
         return False
 
-    errors: list[str] = []
-    enqueued = False
-    for sub in _pending(subscriptions(row.name), row.pk):
-        try:
-            if sub.mode == INLINE:
-                apply(sub, event)
-            else:
-                _enqueue(sub, row.pk, using)
-                enqueued = True
-        except Exception as exc:
-            logger.exception("delivering %s %s to %s failed", row.name, row.pk, sub.key)
-            errors.append(f"{sub.key}: {type(exc).__name__}: {exc}")
-    if errors:
-        _record_failure(row.pk, using, "; ".join(errors))
-        return False
-    if not enqueued:  # every consumer ran here and succeeded: no need to ask again
-        _mark_delivered(row.pk, using)
-        return True
-    return mark_delivered_if_done(row.pk, row.name, using=using)
 
+def _finish(alias: str, event_id: uuid.UUID, consumer: str) -> bool:
+    """Mark a delivery done if it is not yet. True if this call did it.
 
-def _deliver_new(event: DomainEvent, using: str) -> None:
-    """Delivery right after the publishing transaction committed.
-
-    The event is still in memory and its row was written a moment ago, so nothing is read back: no subscriber can
-    have applied it yet (the sweep waits OUTBOX_SWEEP_AFTER_SECONDS), and if one somehow had, apply() notices.
+    A conditional UPDATE whose row count is the answer: inside the subscriber's transaction it is also the claim.
+    A second worker running the same delivery waits for the first one's lock, then finds it done; if the first
+    rolled back, it goes ahead. A dead delivery run from the admin counts too.
     """
-    errors: list[str] = []
-    handed_off = False
-    for sub in subscriptions(event.name):
-        try:
-            if sub.mode == INLINE:
-                apply(sub, event)
-            else:
-                handed_off = not _enqueue(sub, event.event_id, using) or handed_off
-        except Exception as exc:
-            logger.exception("delivering %s %s to %s failed", event.name, event.event_id, sub.key)
-            errors.append(f"{sub.key}: {type(exc).__name__}: {exc}")
-    if errors:
-        _record_failure(event.event_id, using, "; ".join(errors))
-    elif not handed_off:  # every consumer has run (here, or eagerly without a broker)
-        if any(sub.mode == ASYNC for sub in subscriptions(event.name)):
-            mark_delivered_if_done(event.event_id, event.name, using=using)
-        else:
-            _mark_delivered(event.event_id, using)
-    # else: the worker that runs the last consumer marks the row delivered (kernel.run_handler -> handle)
+    connection = connections[alias]
+    meta, quote = Delivery._meta, connection.ops.quote_name
+    table, status, done_at, event, consumer_ = (
+        quote(name) for name in (meta.db_table, "status", "done_at", "event_id", "consumer")
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET {status} = %s, {done_at} = %s "  # noqa: S608 (names only)
+            f"WHERE {event} = %s AND {consumer_} = %s AND {status} <> %s",
+            [DONE, meta.get_field("done_at").get_db_prep_save(timezone.now(), connection),
+             meta.get_field("event_id").get_db_prep_save(event_id, connection), consumer, DONE],
+        )  # fmt: skip
+        return cursor.rowcount == 1
 
 
-def apply(sub: Subscription, event: DomainEvent) -> bool:
-    """Run one subscriber on one event, at most once: False if it had already applied it.
-
-    The claim is a single INSERT ... ON CONFLICT DO NOTHING on the unique (consumer, event) pair, in the same
-    transaction as the subscriber's own changes: a concurrent second claim waits for the first to commit and then
-    finds the row, or takes over if the first rolled back. Idempotent subscribers are simply run.
-    """
-    if sub.idempotent:
-        sub.handler(event)
-        return True
-    alias = db_for_module(sub.module)
-    with transaction.atomic(using=alias):
-        if not _claim(alias, sub.key, event.event_id):
-            return False
-        sub.handler(event)
-    return True
+def _finish_many(alias: str, pairs: list[tuple[uuid.UUID, str]]) -> None:
+    """_finish for several deliveries in one statement: a row-value IN, which the ORM cannot say."""
+    connection = connections[alias]
+    meta, quote = Delivery._meta, connection.ops.quote_name
+    table, status, done_at, event, consumer = (
+        quote(name) for name in (meta.db_table, "status", "done_at", "event_id", "consumer")
+    )
+    event_field = meta.get_field("event_id")
+    values = ", ".join(["(%s, %s)"] * len(pairs))
+    params: list[Any] = [DONE, meta.get_field("done_at").get_db_prep_save(timezone.now(), connection), DONE]
+    for event_id, key in pairs:
+        params += [event_field.get_db_prep_save(event_id, connection), key]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET {status} = %s, {done_at} = %s "  # noqa: S608 (names only)
+            f"WHERE {status} <> %s AND ({event}, {consumer}) IN (VALUES {values})",
+            params,
+        )
 
 
 def _claim(alias: str, consumer: str, event_id: uuid.UUID) -> bool:
+    """INSERT ... ON CONFLICT DO NOTHING on the inbox's unique (consumer, event) pair: True if this call took it.
+    (The ORM's bulk_create(ignore_conflicts=True) cannot tell whether the row was written.)"""
     connection = connections[alias]
     meta = ProcessedEvent._meta
     event_field, at_field = meta.get_field("event_id"), meta.get_field("processed_at")
@@ -227,123 +311,141 @@ def _claim(alias: str, consumer: str, event_id: uuid.UUID) -> bool:
         return cursor.rowcount == 1
 
 
+def _record_failure(alias: str, event_id: uuid.UUID, consumer: str, error: str) -> None:
+    try:
+        Delivery.objects.using(alias).filter(event_id=event_id, consumer=consumer).exclude(status=DONE).update(
+            last_error=error[:4000]
+        )
+    except Exception:
+        logger.exception("could not record the failure of %s %s", consumer, event_id)
+
+
 def handle(event_id: uuid.UUID | str, consumer: str, *, using: str = "default") -> bool:
     """Apply one outbox event to one subscriber (what the kernel.run_handler task does). True if applied now."""
-    row = unique(OutboxEvent.objects.using(using).filter(pk=event_id))
+    row = unique(
+        Delivery.objects.using(using)
+        .filter(event_id=event_id, consumer=consumer)
+        .values_list("event_name", "payload", "status")
+    )
     if row is None:
-        logger.warning("outbox event %s is gone; nothing to hand to %s", event_id, consumer)
+        logger.warning("delivery of %s to %s is gone", event_id, consumer)
         return False
-    sub = _subscriptions.get(row.name, {}).get(consumer)
+    name, payload, status = row
+    if status == DONE:
+        return False
+    sub = _subscription(name, consumer)
     if sub is None:
-        logger.warning("%s no longer subscribes to %s; event %s skipped", consumer, row.name, event_id)
+        logger.warning("%s no longer subscribes to %s; event %s left pending", consumer, name, event_id)
+        _record_failure(using, uuid.UUID(str(event_id)), consumer, "no such subscriber in this deploy")
         return False
-    applied = apply(sub, event_class(row.name).from_payload(row.payload))
-    # This consumer has applied it now (or had before); the event is delivered once every other one has too.
-    # For an idempotent consumer that is the only sign it ran, as it keeps no record.
-    if not _pending([s for s in subscriptions(row.name) if s.key != consumer], row.pk):
-        _mark_delivered(row.pk, using)
-    return applied
-
-
-def mark_delivered_if_done(event_id: uuid.UUID, event_name: str, *, using: str) -> bool:
-    if _pending(subscriptions(event_name), event_id):
+    try:
+        event = event_class(name).from_payload(payload)
+    except Exception as exc:
+        _record_failure(using, uuid.UUID(str(event_id)), consumer, f"cannot decode: {type(exc).__name__}: {exc}")
         return False
-    _mark_delivered(event_id, using)
-    return True
+    return run(sub, event, using=using)
 
 
-def _mark_delivered(event_id: uuid.UUID, using: str) -> None:
-    """One fixed UPDATE (every event passes here once): the row is marked only if it still waits."""
-    connection = connections[using]
-    meta, quote = OutboxEvent._meta, connection.ops.quote_name
-    table, id_, delivered, error = (quote(name) for name in (meta.db_table, "id", "delivered_at", "last_error"))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET {delivered} = %s, {error} = '' WHERE {id_} = %s AND {delivered} IS NULL",  # noqa: S608
-            [meta.get_field("delivered_at").get_db_prep_save(timezone.now(), connection),
-             meta.get_field("id").get_db_prep_save(event_id, connection)],
-        )  # fmt: skip
+def _enqueue(sub: Subscription, event_id: uuid.UUID, using: str) -> None:
+    """Hand the event to a worker for one subscriber (in-process when there is no broker)."""
+    from kernel.tasks import run_handler  # the task module imports this one: imported when first needed
+
+    try:
+        run_handler.delay(str(event_id), sub.key, using)
+    except Exception as exc:  # the broker is down: the row stays pending and the sweep tries again
+        logger.warning("could not hand %s %s to a worker: %s", sub.key, event_id, exc)
+        _record_failure(using, event_id, sub.key, f"not queued: {type(exc).__name__}: {exc}")
 
 
-def _pending(subs: Iterable[Subscription], event_id: uuid.UUID) -> list[Subscription]:
-    """Subscribers that have not applied the event. Idempotent ones keep no record, so they always count."""
-    by_alias: dict[str, list[Subscription]] = defaultdict(list)
-    pending: list[Subscription] = []
-    for sub in subs:
-        if sub.idempotent:
-            pending.append(sub)
-        else:
-            by_alias[db_for_module(sub.module)].append(sub)
-    for alias, group in by_alias.items():
-        done = set(
-            ProcessedEvent.objects.using(alias)
-            .filter(event_id=event_id, consumer__in=[s.key for s in group])
-            .values_list("consumer", flat=True)
-        )
-        pending.extend(s for s in group if s.key not in done)
-    return pending
-
-
-def _enqueue(sub: Subscription, event_id: uuid.UUID, using: str) -> bool:
-    """Hand the event to a worker for one subscriber. True if it already ran here (in-process mode, no broker)."""
-    from celery.result import EagerResult
-
-    from kernel.tasks import run_handler
-
-    result = run_handler.delay(str(event_id), sub.key, using)
-    if isinstance(result, EagerResult):
-        if result.failed():
-            raise result.result  # in-process mode: surface the handler's error like a worker would record it
-        return True
-    return False
-
-
-def _record_failure(event_id: uuid.UUID, using: str, error: str) -> None:
-    OutboxEvent.objects.using(using).filter(pk=event_id).update(last_error=error[:4000])
-
-
-# ---------------------------------------------------------------- sweeping
+# ---------------------------------------------------------------- sweeping, retrying, purging
 
 
 def backoff(attempts: int) -> timedelta:
-    return timedelta(seconds=min(settings.OUTBOX_SWEEP_AFTER_SECONDS * 2**attempts, MAX_BACKOFF_SECONDS))
+    """How long the sweep waits before try number attempts + 1."""
+    return timedelta(seconds=min(settings.OUTBOX_SWEEP_AFTER_SECONDS * 2 ** max(attempts - 1, 0), MAX_BACKOFF_SECONDS))
 
 
 def sweep(*, limit: int = 500, now: datetime | None = None) -> int:
-    """Deliver again every event still undelivered past its next attempt time. Returns how many were tried.
+    """Try again every pending delivery past its next attempt time; one past its last attempt becomes dead.
+    Returns how many were tried.
 
-    Each row is claimed with a conditional update that also pushes its next attempt back, so two sweeps running
-    at once do not both take it.
+    Each row is claimed with a conditional update that counts the try and pushes its next attempt back, so two
+    sweeps running at once (several beat or worker processes) do not both take it.
     """
     now = now or timezone.now()
     tried = 0
     for alias in settings.DATABASES:
-        due = (
-            OutboxEvent.objects.using(alias)
-            .filter(delivered_at__isnull=True, next_attempt_at__lte=now)
-            .order_by("next_attempt_at")
-            .values_list("pk", "attempts")[:limit]
-        )
-        for event_id, attempts in list(due):
-            claimed = (
-                OutboxEvent.objects.using(alias)
-                .filter(pk=event_id, delivered_at__isnull=True, next_attempt_at__lte=now)
-                .update(attempts=F("attempts") + 1, next_attempt_at=now + backoff(attempts + 1))
-            )
-            if claimed:
-                tried += 1
-                deliver(event_id, using=alias)
+        due = Delivery.objects.using(alias).filter(status=PENDING, next_attempt_at__lte=now).order_by("next_attempt_at")
+        for pk, attempts, event_id, consumer, name in list(
+            due.values_list("pk", "attempts", "event_id", "consumer", "event_name")[:limit]
+        ):
+            mine = Delivery.objects.using(alias).filter(pk=pk, status=PENDING, attempts=attempts)
+            if attempts >= settings.OUTBOX_MAX_ATTEMPTS:
+                if mine.update(status=DEAD):
+                    logger.error("delivery of %s %s to %s is dead after %s tries", name, event_id, consumer, attempts)
+                continue
+            if not mine.update(attempts=F("attempts") + 1, next_attempt_at=now + backoff(attempts + 1)):
+                continue
+            tried += 1
+            _retry(alias, event_id, consumer, name)
     return tried
 
 
+def _retry(alias: str, event_id: uuid.UUID, consumer: str, name: str) -> None:
+    sub = _subscription(name, consumer)
+    if sub is None or sub.mode == INLINE:
+        handle(event_id, consumer, using=alias)  # runs here (or records that the subscriber is gone)
+    else:
+        _enqueue(sub, event_id, alias)
+
+
+def deliveries_retry(*, ids: list[int], using: str = "default") -> int:
+    """Staff's "retry": dead (or pending) deliveries get a fresh set of tries, the first one now."""
+    now = timezone.now()
+    retried = 0
+    rows = Delivery.objects.using(using).filter(pk__in=ids).exclude(status=DONE)
+    for pk, event_id, consumer, name in list(rows.values_list("pk", "event_id", "consumer", "event_name")):
+        if (
+            Delivery.objects.using(using)
+            .filter(pk=pk)
+            .exclude(status=DONE)
+            .update(status=PENDING, attempts=1, next_attempt_at=now + backoff(1))
+        ):
+            retried += 1
+            _retry(using, event_id, consumer, name)
+    return retried
+
+
+@dataclasses.dataclass(frozen=True)
+class OutboxState:
+    pending: int
+    dead: int
+    lag_seconds: float  # age of the oldest event still waiting for a subscriber; 0 when none waits
+
+
+def outbox_state(*, now: datetime | None = None) -> OutboxState:
+    """How far delivery is behind, over every database: for the health page and metrics."""
+    now = now or timezone.now()
+    pending = dead = 0
+    oldest: datetime | None = None
+    for alias in settings.DATABASES:
+        rows = Delivery.objects.using(alias)
+        waiting = rows.filter(status=PENDING)
+        pending += waiting.count()
+        dead += rows.filter(status=DEAD).count()
+        first = waiting.aggregate(first=Min("created_at"))["first"]
+        if first is not None and (oldest is None or first < oldest):
+            oldest = first
+    lag = max((now - oldest).total_seconds(), 0.0) if oldest else 0.0
+    return OutboxState(pending, dead, lag)
+
+
 def purge(*, now: datetime | None = None) -> int:
-    """Delete delivered events past the retention period, and consumer records four times older."""
+    """Delete deliveries done past the retention period, and inbox records four times older."""
     now = now or timezone.now()
     keep = timedelta(days=settings.OUTBOX_RETENTION_DAYS)
     deleted = 0
     for alias in settings.DATABASES:
-        deleted += (
-            OutboxEvent.objects.using(alias).filter(delivered_at__isnull=False, delivered_at__lt=now - keep).delete()[0]
-        )
+        deleted += Delivery.objects.using(alias).filter(status=DONE, done_at__lt=now - keep).delete()[0]
         ProcessedEvent.objects.using(alias).filter(processed_at__lt=now - 4 * keep).delete()
     return deleted

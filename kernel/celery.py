@@ -31,8 +31,3 @@ def idempotent_task(*, name: str, max_retries: int = 8, **options: Any) -> Calla
     }
     defaults.update(options)
     return shared_task(**defaults)
-
-
-def retry_countdown(retries: int) -> int:
-    """Seconds before retry number `retries` + 1: 5, 10, 20, ... capped at RETRY_BACKOFF_MAX."""
-    return min(5 * 2**retries, RETRY_BACKOFF_MAX)

@@ -11,8 +11,9 @@ inside its own transaction. Django's own apps, and with them accounts (the user 
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
@@ -26,8 +27,18 @@ class CrossModuleTransaction(RuntimeError):
     """A module's transaction was opened inside another module's: one module, one transaction."""
 
 
-# The modules whose kernel.db.atomic() block the running code is inside, innermost last.
-_open: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("shop_module_transactions", default=())
+@dataclass
+class _Block:
+    """One open kernel.db.atomic() block: its module and the work to do just before its transaction commits."""
+
+    module: str
+    alias: str
+    before_commit: list[Callable[[], None]] = field(default_factory=list)
+    outbox: list[Any] = field(default_factory=list)  # what kernel.bus publishes in it, written in one statement
+
+
+# The kernel.db.atomic() blocks the running code is inside, innermost last.
+_open: contextvars.ContextVar[tuple[_Block, ...]] = contextvars.ContextVar("shop_module_transactions", default=())
 
 
 @contextmanager
@@ -42,26 +53,67 @@ def atomic(*, module: str, savepoint: bool = True) -> Iterator[str]:
     go through the outbox (kernel.bus.publish) and are applied by the other module in its own transaction.
     Nesting the same module's blocks is fine (a savepoint, as with transaction.atomic). Usable as a decorator.
 
-    The module is popped before the commit, so callbacks registered with on_commit (event delivery) run outside it.
+    Work registered with before_commit() runs when the outermost block ends without error, inside the transaction
+    (the outbox writes all of a transaction's events in one statement there); a block that raises drops what it
+    registered. The module is popped before the commit, so on_commit callbacks (delivery) run outside it.
     """
     outer = _open.get()
-    if outer and outer[-1] != module:
+    if outer and outer[-1].module != module:
         raise CrossModuleTransaction(
-            f"{module}'s transaction opened inside {outer[-1]}'s: publish an event or a command instead"
+            f"{module}'s transaction opened inside {outer[-1].module}'s: publish an event or a command instead"
         )
     alias = db_for_module(module)
     with transaction.atomic(using=alias, savepoint=savepoint):
-        token = _open.set((*outer, module))
+        block = _Block(module, alias)
+        token = _open.set((*outer, block))
         try:
             yield alias
         finally:
             _open.reset(token)
+        if outer:  # a savepoint that held: its work joins the enclosing block's
+            outer[-1].before_commit.extend(block.before_commit)
+            outer[-1].outbox.extend(block.outbox)
+        else:
+            for work in block.before_commit:
+                work()
+            if block.outbox:
+                _outbox_writer(alias, block.outbox)
 
 
 def current_module() -> str | None:
     """The module whose kernel.db.atomic() block the running code is in, or None outside one."""
     stack = _open.get()
-    return stack[-1] if stack else None
+    return stack[-1].module if stack else None
+
+
+def _no_outbox_writer(alias: str, entries: list[Any]) -> None:
+    raise RuntimeError("kernel.bus registers the outbox writer when it is imported")
+
+
+_outbox_writer: Callable[[str, list[Any]], None] = _no_outbox_writer
+
+
+def set_outbox_writer(writer: Callable[[str, list[Any]], None]) -> None:
+    """kernel.bus hands in the function that writes a committed block's outbox entries (kernel.db cannot import
+    the bus, which imports it)."""
+    global _outbox_writer  # one writer per process, set once at import
+    _outbox_writer = writer
+
+
+def outbox_buffer() -> list[Any] | None:
+    """The outbox entries of the open kernel.db.atomic() block, or None outside one."""
+    stack = _open.get()
+    return stack[-1].outbox if stack else None
+
+
+def before_commit(work: Callable[[], None]) -> bool:
+    """Run `work` at the end of the open kernel.db.atomic() block, inside its transaction, if it commits.
+    False (and nothing registered) outside such a block."""
+    stack = _open.get()
+    if not stack:
+        return False
+    stack[-1].before_commit.append(work)
+    return True
 
 
 def unique(queryset: QuerySet) -> Any:
@@ -76,28 +128,33 @@ def unique(queryset: QuerySet) -> Any:
         return None
 
 
-_insert_statements: dict[tuple[type[Model], str, tuple[str, ...]], tuple[str, list[Field]]] = {}
+_insert_statements: dict[tuple[type[Model], str, tuple[str, ...], int], tuple[str, list[Field]]] = {}
 
 
-def insert_row(model: type[Model], *, using: str, **values: Any) -> None:
-    """INSERT one row of `model` with these field values: one statement whose text is built once per model,
-    database and set of fields, no model instance and no save signals.
+def insert_rows(model: type[Model], rows: list[dict[str, Any]], *, using: str) -> None:
+    """INSERT rows of `model` (dicts with the same field names): one statement whose text is built once per
+    model, database, set of fields and number of rows; no model instances and no save signals.
 
     For append-only rows written on every hot path (the outbox). Each value is converted by its field, as the ORM
-    would; defaults are not applied, so give every column that has no database default.
+    would; defaults are not applied, so give every column that has no database default. bulk_create would do the
+    same in one statement but compiles it anew each time, which costs more than the insert itself here.
     """
-    key = (model, using, tuple(values))
+    if not rows:
+        return
+    names = tuple(rows[0])
+    key = (model, using, names, len(rows))
     statement = _insert_statements.get(key)
     connection = connections[using]
     if statement is None:
-        fields = [model._meta.get_field(name) for name in values]
+        fields = [model._meta.get_field(name) for name in names]
         quote = connection.ops.quote_name
         columns = ", ".join(quote(field.column) for field in fields)
-        placeholders = ", ".join(["%s"] * len(fields))
-        sql = f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ({placeholders})"  # noqa: S608 (names)
+        row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+        values = ", ".join([row] * len(rows))
+        sql = f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES {values}"  # noqa: S608 (names only)
         statement = _insert_statements[key] = (sql, fields)
     sql, fields = statement
-    params = [field.get_db_prep_save(value, connection) for field, value in zip(fields, values.values(), strict=True)]
+    params = [field.get_db_prep_save(row[field.name], connection) for row in rows for field in fields]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
 

@@ -40,8 +40,10 @@ class DomainEvent:
     event_id: uuid.UUID = dataclasses.field(default_factory=uuid.uuid4)
     occurred_at: dt.datetime = dataclasses.field(default_factory=timezone.now)
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
+    def __init_subclass__(cls, abstract: bool = False, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        if abstract:
+            return
         name = cls.__dict__.get("name")
         if not isinstance(name, str) or not NAME_PATTERN.match(name):
             raise TypeError(f"{cls.__qualname__}.name must look like 'module.thing.happened.v1', got {name!r}")
@@ -67,6 +69,16 @@ class DomainEvent:
             if f.name in payload:
                 values[f.name] = _decode(payload[f.name], hints[f.name])
         return cls(**values)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Command(DomainEvent, abstract=True):
+    """A request that one module do something, named in the imperative ("catalog.reservation.commit.v1").
+
+    It travels the outbox like an event, so it exists if and only if the requesting change committed, but it has
+    exactly one handler: the module that owns it (kernel.bus refuses a second). The owner answers with events of
+    its own ("catalog.reservation.failed.v1") when the outcome matters to the requester.
+    """
 
 
 def event_class(name: str) -> type[DomainEvent]:

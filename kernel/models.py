@@ -1,4 +1,4 @@
-"""The outbox (events waiting for delivery) and the record of which consumer has applied which event."""
+"""The outbox (one delivery row per event and subscriber) and the inbox of subscribers on another database."""
 
 from __future__ import annotations
 
@@ -6,36 +6,52 @@ from django.db import models
 from django.utils import timezone
 
 
-class OutboxEvent(models.Model):
-    """One published domain event. Written in the publishing transaction; delivered after commit."""
+class Delivery(models.Model):
+    """One published domain event, to be applied by one subscriber.
 
-    id = models.UUIDField(primary_key=True, help_text="The event's id (DomainEvent.event_id).")
-    name = models.CharField(max_length=200, db_index=True)
+    Written in the publishing transaction (one row per subscriber, in one statement), so "delivered" means every
+    row of the event is done. A delivery is tried right after commit, then by the sweep with back-off; after
+    OUTBOX_MAX_ATTEMPTS tries it is dead, shown in the admin with its last error, and can be retried from there.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DONE = "done", "Done"
+        DEAD = "dead", "Dead"
+
+    event_id = models.UUIDField(help_text="The event's id (DomainEvent.event_id).")
+    event_name = models.CharField(max_length=200, db_index=True)
     payload = models.JSONField()
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
-    delivered_at = models.DateTimeField(null=True, blank=True)
-    attempts = models.PositiveIntegerField(default=0)
+    consumer = models.CharField(max_length=200, help_text="The subscriber: <module>.<handler>.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=1, help_text="How many times it was handed to its subscriber.")
+    created_at = models.DateTimeField(default=timezone.now)
     next_attempt_at = models.DateTimeField(
-        default=timezone.now, help_text="The sweep re-delivers an undelivered event once this time has passed."
+        default=timezone.now, help_text="The sweep tries a pending delivery again once this time has passed."
     )
+    done_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
 
     class Meta:
-        ordering = ["created_at"]
+        verbose_name_plural = "deliveries"
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["event_id", "consumer"], name="delivery_once_per_consumer")]
         indexes = [
-            models.Index(
-                fields=["next_attempt_at"],
-                condition=models.Q(delivered_at__isnull=True),
-                name="outbox_pending_idx",
-            )
+            models.Index(fields=["next_attempt_at"], condition=models.Q(status="pending"), name="delivery_due_idx"),
+            models.Index(fields=["created_at"], condition=models.Q(status="pending"), name="delivery_lag_idx"),
+            models.Index(fields=["done_at"], condition=models.Q(status="done"), name="delivery_purge_idx"),
         ]
 
     def __str__(self) -> str:
-        return f"{self.name} {self.id}"
+        return f"{self.event_name} {self.event_id} -> {self.consumer}"
 
 
 class ProcessedEvent(models.Model):
-    """A consumer applied an event. The unique pair is what makes every handler idempotent."""
+    """A subscriber whose module lives on another database than the publisher's applied an event.
+
+    Its inbox: the unique pair is claimed in the subscriber's own transaction, so the event is applied once even
+    though the delivery row (in the publisher's database) is marked done only afterwards.
+    """
 
     consumer = models.CharField(max_length=200)
     event_id = models.UUIDField()

@@ -6,18 +6,16 @@ from celery import shared_task
 from django.utils import timezone
 
 from kernel import bus
-from kernel.celery import idempotent_task, retry_countdown
+from kernel.celery import idempotent_task
 from kernel.models import WorkerHeartbeat
 
 
-@shared_task(name="kernel.run_handler", bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=10)
-def run_handler(self, event_id: str, consumer: str, using: str = "default") -> bool:
-    try:
-        return bus.handle(event_id, consumer, using=using)
-    except Exception as exc:
-        if self.request.is_eager:
-            raise  # in-process: bus.deliver records the error and the sweep tries again later
-        raise self.retry(exc=exc, countdown=retry_countdown(self.request.retries)) from exc
+@shared_task(name="kernel.run_handler", acks_late=True, reject_on_worker_lost=True, max_retries=0)
+def run_handler(event_id: str, consumer: str, using: str = "default") -> bool:
+    """Apply one event to one subscriber. No retries of its own: a failure is recorded on the delivery row and the
+    outbox sweep (the one retry mechanism) tries again with back-off. A worker killed mid-task: the broker hands
+    the task to another worker (late acknowledgement), and the claim keeps it applied once."""
+    return bus.handle(event_id, consumer, using=using)
 
 
 @idempotent_task(name="kernel.outbox_sweep", max_retries=0)

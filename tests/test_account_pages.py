@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 from django.test import Client
 
 from accounts.models import Address
-from kernel.models import OutboxEvent
+from tests import outbox
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -203,4 +203,4 @@ def test_deleting_the_account_erases_personal_data_and_signs_out(client):
     assert not Address.objects.filter(user=user).exists()
     assert "_auth_user_id" not in client.session
     assert not Client().login(email="ada@example.com", password=DEFAULT_PASSWORD)
-    assert OutboxEvent.objects.filter(name="accounts.user.deleted.v1", payload__user_id=user.pk).exists()
+    assert [e["payload"]["user_id"] for e in outbox.events("accounts.user.deleted.v1")] == [user.pk]

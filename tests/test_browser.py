@@ -68,7 +68,7 @@ def test_staff_member_signs_in_to_the_admin_with_an_email_address(live_server, p
     page.get_by_label("Password").fill(DEFAULT_PASSWORD)
     page.get_by_role("button", name="Log in").click()
     expect(page.locator("#site-name")).to_contain_text(f"{settings.SHOP_NAME} administration")
-    expect(page.get_by_role("link", name="Outbox events")).to_be_visible()
+    expect(page.get_by_role("link", name="Deliveries")).to_be_visible()
     page.screenshot(path=artifacts / "admin-index.png", full_page=True)
 
 

@@ -21,7 +21,7 @@ from catalog.services import (
     stock_set,
     variants_get,
 )
-from kernel.models import OutboxEvent
+from tests import outbox
 from tests.factories import make_brand, make_category, make_product
 
 pytestmark = pytest.mark.django_db
@@ -95,7 +95,7 @@ def test_stock_change_is_published_and_flips_availability(shelf, django_capture_
         level = stock_set(sku=sku, on_hand=7)
     assert level.available == 7
     assert Product.objects.get(pk=shelf["gone"].pk).in_stock
-    names = list(OutboxEvent.objects.order_by("created_at").values_list("name", "payload"))
+    names = [(e["name"], e["payload"]) for e in outbox.events()]
     assert names[0][0] == "catalog.stock.changed.v1"
     assert names[0][1]["available"] == 7
     assert names[1][0] == "catalog.product.changed.v1"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from catalog.models import Product, StockItem
-from kernel.models import OutboxEvent
+from tests import outbox
 from tests.factories import SuperuserFactory, make_brand, make_category, make_product
 
 pytestmark = pytest.mark.django_db
@@ -71,8 +71,8 @@ def test_saving_a_product_in_the_admin_refreshes_listings_and_tells_the_shop(sta
     product.refresh_from_db()
     assert product.title == "Kestrel Trail Shoe II"
     assert str(product.min_price) == "70.00", "listing price recomputed from the variant"
-    event = OutboxEvent.objects.filter(name="catalog.product.changed.v1").latest("created_at")
-    assert event.payload["listing_changed"] is True
+    event = outbox.events("catalog.product.changed.v1")[-1]
+    assert event["payload"]["listing_changed"] is True
 
 
 def test_stock_is_changed_through_the_stock_service(staff_client, product):
@@ -83,7 +83,7 @@ def test_stock_is_changed_through_the_stock_service(staff_client, product):
     assert staff_client.post(changelist, data).status_code == 302
     assert StockItem.objects.get(pk=stock.pk).on_hand == 0
     assert not Product.objects.get(pk=product.pk).in_stock
-    assert OutboxEvent.objects.filter(name="catalog.stock.changed.v1").exists()
+    assert outbox.events("catalog.stock.changed.v1")
 
     StockItem.objects.filter(pk=stock.pk).update(on_hand=5, reserved=4)
     data["form-0-on_hand"] = "2"

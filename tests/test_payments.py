@@ -11,10 +11,10 @@ from decimal import Decimal
 import pytest
 from django.db import connections
 
-from kernel.models import OutboxEvent
 from payments import services
 from payments.gateways.test_gateway import SIGNATURE_HEADER, TestGateway, sign
 from payments.models import Payment, TestGatewayCharge, Transaction
+from tests import outbox
 
 pytestmark = pytest.mark.django_db
 NOTIFY = "/payments/notify/test/"
@@ -43,7 +43,7 @@ def pay(client, payment: services.PaymentInfo, card: str, monkeypatch) -> TestGa
 
 
 def events() -> list[str]:
-    return list(OutboxEvent.objects.order_by("created_at").values_list("name", flat=True))
+    return outbox.names()
 
 
 def authorized(client, monkeypatch, **kw) -> services.PaymentInfo:
@@ -123,7 +123,7 @@ def test_declined_cards_fail_with_a_message_a_customer_understands(client, monke
     assert (info.status, info.failure_code) == ("failed", code)
     assert info.customer_message.startswith(message)
     assert events() == ["payments.payment.failed.v1"]
-    assert OutboxEvent.objects.get().payload["message"].startswith(message)
+    assert outbox.events()[0]["payload"]["message"].startswith(message)
 
 
 def test_timeout_leaves_the_payment_pending_until_the_periodic_task_asks(client, monkeypatch):

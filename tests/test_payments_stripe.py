@@ -13,9 +13,9 @@ from urllib.parse import parse_qs
 import pytest
 import stripe
 
-from kernel.models import OutboxEvent
 from payments import services
 from payments.gateways import get_gateway
+from tests import outbox
 
 pytestmark = pytest.mark.django_db
 WEBHOOK_SECRET = "whsec_test_0123456789abcdef"
@@ -131,7 +131,7 @@ def test_signed_webhook_authorises_then_capture_and_refund_go_to_stripe(client, 
               "amount_captured": 4210, "amount_refunded": 1000, "captured": True, "refunded": False}  # fmt: skip
     assert webhook(client, event("charge.refunded", charge, "evt_2")).status_code == 200
     assert services.payment_get(payment_id=payment.id).amount_refunded == Decimal("10.00"), "not counted twice"
-    names = list(OutboxEvent.objects.order_by("created_at").values_list("name", flat=True))
+    names = outbox.names()
     assert names == ["payments.payment.authorized.v1", "payments.payment.captured.v1", "payments.payment.refunded.v1"]
 
 
@@ -169,7 +169,7 @@ def test_unsigned_stale_or_tampered_stripe_webhooks_get_400_and_change_nothing(c
     response = client.post("/payments/notify/stripe/", body, content_type="application/json", headers=headers)
     assert response.status_code == 400
     assert services.payment_get(payment_id=payment.id).status == "pending"
-    assert not OutboxEvent.objects.exists()
+    assert outbox.names() == []
 
 
 def test_a_declined_intent_fails_the_payment_with_the_decline_reason(client, recorded):
