@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from kernel.events import DomainEvent
+from kernel.events import Command, DomainEvent
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,3 +37,35 @@ class CategoriesChanged(DomainEvent):
 
     name: ClassVar[str] = "catalog.categories.changed.v1"
     category_id: int
+
+
+# ---------------------------------------------------------------- commands and their answers (the purchase saga)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CommitReservation(Command):
+    """The order is paid: sell the stock held under `key`. If the hold had lapsed, catalog takes the stock again;
+    if it is gone, it answers ReservationFailed. `reference` is the requester's (an order number)."""
+
+    name: ClassVar[str] = "catalog.reservation.commit.v1"
+    key: str
+    reference: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReleaseReservation(Command):
+    """The order will not go ahead: held stock is freed and sold stock goes back on hand."""
+
+    name: ClassVar[str] = "catalog.reservation.release.v1"
+    key: str
+    reference: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReservationFailed(DomainEvent):
+    """The stock of a paid order could not be sold: its hold had lapsed and the goods are gone."""
+
+    name: ClassVar[str] = "catalog.reservation.failed.v1"
+    key: str
+    reference: str
+    reason: str

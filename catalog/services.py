@@ -890,6 +890,9 @@ def demo_catalog_seed(*, products: int, seed: int = 1, progress: Callable[[int],
 # ---------------------------------------------------------------- reservations
 
 
+ReservationStatus = Reservation.Status  # held, committed (sold), released: compare against these, never strings
+
+
 @dataclass(frozen=True)
 class ReservedLine:
     variant_id: int

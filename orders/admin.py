@@ -37,7 +37,7 @@ class OrderAdmin(admin.ModelAdmin):
     search_fields = ("number", "email", "lines__sku")
     date_hierarchy = "created_at"
     inlines = (OrderLineInline, StatusChangeInline)
-    actions = ("start_fulfilment", "ship", "deliver", "cancel")
+    actions = ("start_fulfilment", "ship", "deliver", "cancel", "refund")
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in Order._meta.fields]
@@ -60,18 +60,25 @@ class OrderAdmin(admin.ModelAdmin):
 
     @admin.action(description="Start packing", permissions=["change"])
     def start_fulfilment(self, request, queryset) -> None:
-        self._each(request, queryset, lambda n, a: services.order_transition(number=n, to="fulfilling", actor=a),
-                   "being packed")  # fmt: skip
+        self._each(request, queryset, lambda n, a: services.order_start_fulfilment(number=n, actor=a), "being packed")
 
     @admin.action(description="Mark shipped (charges the customer)", permissions=["change"])
     def ship(self, request, queryset) -> None:
-        self._each(request, queryset, lambda n, a: services.order_ship(number=n, actor=a), "shipped and charged")
+        self._each(
+            request,
+            queryset,
+            lambda n, a: services.order_ship(number=n, actor=a),
+            "shipped; the payment is being captured",
+        )
 
     @admin.action(description="Mark delivered", permissions=["change"])
     def deliver(self, request, queryset) -> None:
-        self._each(request, queryset, lambda n, a: services.order_transition(number=n, to="delivered", actor=a),
-                   "delivered")  # fmt: skip
+        self._each(request, queryset, lambda n, a: services.order_deliver(number=n, actor=a), "delivered")
 
     @admin.action(description="Cancel (returns stock, voids or refunds the payment)", permissions=["change"])
     def cancel(self, request, queryset) -> None:
         self._each(request, queryset, lambda n, a: services.order_cancel(number=n, actor=a), "cancelled")
+
+    @admin.action(description="Refund in full (shipped or delivered orders)", permissions=["change"])
+    def refund(self, request, queryset) -> None:
+        self._each(request, queryset, lambda n, a: services.order_refund(number=n, actor=a), "refunded")

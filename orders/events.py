@@ -40,3 +40,17 @@ class OrderShipped(DomainEvent):
     name: ClassVar[str] = "orders.order.shipped.v1"
     order_id: int
     number: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrderDelivered(DomainEvent):
+    name: ClassVar[str] = "orders.order.delivered.v1"
+    order_id: int
+    number: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrderRefunded(DomainEvent):
+    name: ClassVar[str] = "orders.order.refunded.v1"
+    order_id: int
+    number: str

@@ -8,6 +8,8 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.template.loader import render_to_string
 
+from accounts.events import UserDeleted
+from catalog.events import ReservationFailed
 from kernel.bus import INLINE, subscribe
 from orders import services
 from orders.events import OrderPaid
@@ -22,12 +24,24 @@ from payments.events import PaymentAuthorized, PaymentFailed
 @subscribe(PaymentAuthorized, mode=INLINE, idempotent=True)
 def mark_order_paid(event: PaymentAuthorized) -> None:
     with contextlib.suppress(services.OrderNotFound):  # a payment for something other than an order
-        services.order_payment_authorized(number=event.reference, payment_id=event.payment_id)
+        services.order_mark_paid(number=event.reference, payment_id=event.payment_id)
 
 
 @subscribe(PaymentFailed, mode=INLINE, idempotent=True)
 def cancel_unpaid_order(event: PaymentFailed) -> None:
     services.order_payment_failed(number=event.reference, message=event.message)
+
+
+@subscribe(ReservationFailed, idempotent=True)
+def cancel_sold_out_order(event: ReservationFailed) -> None:
+    """The saga's compensation: the paid order's stock was gone. Cancel it and give the money back, once."""
+    with contextlib.suppress(services.OrderNotFound):
+        services.order_stock_lost(number=event.reference)
+
+
+@subscribe(UserDeleted, idempotent=True)
+def anonymise_orders(event: UserDeleted) -> None:
+    services.orders_anonymise_customer(user_id=event.user_id)
 
 
 @subscribe(OrderPaid, idempotent=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -19,8 +18,8 @@ class Order(models.Model):
         REFUNDED = "refunded", "Refunded"
 
     number = models.CharField(max_length=20, unique=True)
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="orders"
+    user_id = models.BigIntegerField(
+        null=True, blank=True, db_index=True, help_text="The customer's id in accounts (none for guests)."
     )
     email = models.EmailField()
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING_PAYMENT, db_index=True)

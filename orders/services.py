@@ -1,9 +1,11 @@
 """Public face of orders: pricing a basket, placing orders, their lifecycle, and what customers may see.
 
-Statuses: pending_payment -> paid -> fulfilling -> shipped -> delivered, plus cancelled and refunded. Every change
-goes through order_transition, which refuses an illegal one (IllegalTransition) and writes the status history with
-who and when. Orders react to payments' events (orders.handlers) and ask catalog to sell or release stock and
-payments to capture, void or refund.
+Statuses (OrderStatus): pending_payment -> paid -> fulfilling -> shipped -> delivered, plus cancelled and refunded.
+The state machine is closed: every change is a named command (order_mark_paid, order_cancel, order_start_fulfilment,
+order_ship, order_deliver, order_refund, ...), which refuses an illegal one (IllegalTransition) and writes the
+status history with who and when. Orders react to payments' and catalog's events (orders.handlers) and ask
+catalog to sell or return stock and payments to capture, void or refund by commands sent through orders' outbox,
+in the same transaction as the change that needs them.
 """
 
 from __future__ import annotations
@@ -17,25 +19,28 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.utils import timezone
 
-from catalog.services import ReservationNotFound, stock_commit, stock_reserve, stock_restock, variants_get
+from catalog.events import CommitReservation, ReleaseReservation
+from catalog.services import stock_reserve, variants_get
 from kernel.bus import publish
-from kernel.db import unique
-from orders.events import OrderCancelled, OrderPaid, OrderPlaced, OrderShipped
+from kernel.db import atomic, unique
+from orders.events import OrderCancelled, OrderDelivered, OrderPaid, OrderPlaced, OrderRefunded, OrderShipped
 from orders.models import Order, OrderLine, StatusChange
-from payments.services import PaymentError, payment_capture, payment_get, payment_refund, payment_void
+from payments.events import CancelPayment, CapturePayment, RefundPayment
+from payments.services import PaymentError
 
 logger = logging.getLogger(__name__)
 Status = Order.Status
+OrderStatus = Order.Status  # public: callers compare against these, never strings
 CENT = Decimal("0.01")
 NUMBER_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: easy to read out on the phone
 
 ALLOWED = {
     Status.PENDING_PAYMENT: {Status.PAID, Status.CANCELLED},
-    Status.PAID: {Status.FULFILLING, Status.SHIPPED, Status.CANCELLED, Status.REFUNDED},
-    Status.FULFILLING: {Status.SHIPPED, Status.CANCELLED, Status.REFUNDED},
+    Status.PAID: {Status.FULFILLING, Status.SHIPPED, Status.CANCELLED},
+    Status.FULFILLING: {Status.SHIPPED, Status.CANCELLED},
     Status.SHIPPED: {Status.DELIVERED, Status.REFUNDED},
     Status.DELIVERED: {Status.REFUNDED},
     Status.CANCELLED: set(),
@@ -303,7 +308,7 @@ def _create(number: str, idempotency_key: str, quote: Quote, shipping_address: d
             user_id: int | None, reservation_key: str, actor: str) -> OrderInfo:  # fmt: skip
     """One transaction: the order, its line snapshots, its first history entry and OrderPlaced. The answer is
     built from what was written, not read back."""
-    with transaction.atomic():
+    with atomic(module="orders"):
         order = Order.objects.create(
             number=number, user_id=user_id, email=email, currency=quote.currency, subtotal=quote.subtotal,
             shipping=quote.shipping.price, tax=quote.tax, total=quote.total,
@@ -332,115 +337,155 @@ def order_attach_payment(*, number: str, payment_id: int) -> None:
 
 
 # ---------------------------------------------------------------- lifecycle
+# The state machine is closed: every change is one of the named commands below, each in one orders transaction
+# that also publishes what other modules must do (through the outbox): catalog sells or returns the stock,
+# payments captures, voids or refunds. None of them calls another module's write inside this transaction.
 
 
 def _transition(order: Order, to: str, actor: str, note: str = "", also: tuple[str, ...] = ()) -> None:
     """Validate and record a status change; `also` names other fields changed on the order, saved with it."""
     if to not in ALLOWED[Status(order.status)]:
-        raise IllegalTransition(f"an order that is {order.get_status_display().lower()} cannot become {to}")
+        raise IllegalTransition(
+            f"an order that is {order.get_status_display().lower()} cannot become {Status(to).label.lower()}"
+        )
     StatusChange.objects.create(order=order, from_status=order.status, to_status=to, actor=actor, note=note[:300])
     order.status = to
     order.save(update_fields=["status", "updated_at", *also])
 
 
-def order_transition(*, number: str, to: str, actor: str, note: str = "") -> OrderInfo:
-    """Move an order to another status. Raises IllegalTransition or OrderNotFound."""
-    with transaction.atomic():
-        order = unique(Order.objects.select_for_update().filter(number=number))
-        if order is None:
-            raise OrderNotFound(number)
-        _transition(order, to, actor, note)
-    return order_find(number=number)
+def _locked(number: str) -> Order:
+    order = unique(Order.objects.select_for_update().filter(number=number))
+    if order is None:
+        raise OrderNotFound(number)
+    return order
 
 
-def order_payment_authorized(*, number: str, payment_id: int) -> None:
-    """The payment went through: the order is paid and its reserved stock is sold. Idempotent."""
-    with transaction.atomic():
-        order = unique(Order.objects.select_for_update().filter(number=number))
-        if order is None:
-            raise OrderNotFound(number)
-        if order.status == Status.CANCELLED:  # paid after it was cancelled (expired): give the money back
-            transaction.on_commit(lambda: _void_quietly(payment_id, number))
+def _give_money_back(order: Order) -> None:
+    if order.payment_id:
+        publish(CancelPayment(payment_id=order.payment_id, idempotency_key=f"{order.number}:cancel"))
+
+
+def _cancel(order: Order, actor: str, note: str, reason: str, release_stock: bool = True) -> None:
+    _transition(order, Status.CANCELLED, actor, note)
+    publish(OrderCancelled(order_id=order.pk, number=order.number, reason=reason))
+    if release_stock:
+        publish(ReleaseReservation(key=order.reservation_key, reference=order.number))
+    _give_money_back(order)
+
+
+def order_mark_paid(*, number: str, payment_id: int) -> None:
+    """The payment went through: the order is paid and catalog is asked to sell its reserved stock. Idempotent.
+
+    Paid after it was cancelled (it expired while the customer paid): the payment is voided instead."""
+    with atomic(module="orders"):
+        order = _locked(number)
+        if order.status == Status.CANCELLED and order.payment_id in (None, payment_id):
+            publish(CancelPayment(payment_id=payment_id, idempotency_key=f"{number}:cancel"))
             return
         if order.status != Status.PENDING_PAYMENT:
             return
-        sold = stock_commit(key=order.reservation_key)
-        if sold.status != "committed":  # the reservation expired while the customer paid: try once more
-            try:
-                retry = stock_reserve(key=f"{order.reservation_key}:again",
-                                      lines=[(li.variant_id, li.quantity) for li in order.lines.all()])  # fmt: skip
-                stock_commit(key=retry.key)
-                order.reservation_key = retry.key
-                order.save(update_fields=["reservation_key"])
-            except Exception:
-                logger.warning("order %s paid after its stock was released and sold out", number, exc_info=True)
-                _transition(order, Status.CANCELLED, "system", "Sold out while the payment was made; not charged")
-                transaction.on_commit(lambda: _void_quietly(payment_id, number))
-                publish(OrderCancelled(order_id=order.pk, number=number, reason="sold_out"))
-                return
         order.payment_id = payment_id
         _transition(order, Status.PAID, "system", "Payment authorised", also=("payment_id",))
         publish(OrderPaid(order_id=order.pk, number=number))
+        publish(CommitReservation(key=order.reservation_key, reference=number))
 
 
-def _void_quietly(payment_id: int, number: str) -> None:
-    try:
-        payment_void(payment_id=payment_id, idempotency_key=f"{number}:void")
-    except PaymentError:
-        logger.exception("could not void the payment of order %s", number)
+def order_stock_lost(*, number: str) -> None:
+    """catalog could not sell a paid order's stock (its hold lapsed and the goods are gone): the order is
+    cancelled and the payment voided, once. Idempotent."""
+    with atomic(module="orders"):
+        order = _locked(number)
+        if order.status not in (Status.PAID, Status.PENDING_PAYMENT):
+            return
+        _cancel(order, "system", "Sold out while the payment was made; not charged", "sold_out", release_stock=False)
 
 
 def order_payment_failed(*, number: str, message: str) -> None:
     """The payment failed: the order is cancelled and its stock released at once. Idempotent."""
-    with transaction.atomic():
+    with atomic(module="orders"):
         order = unique(Order.objects.select_for_update().filter(number=number))
         if order is None or order.status != Status.PENDING_PAYMENT:
             return
-        stock_restock(key=order.reservation_key)
-        _transition(order, Status.CANCELLED, "system", f"Payment failed: {message}")
-        publish(OrderCancelled(order_id=order.pk, number=number, reason="payment_failed"))
+        _cancel(order, "system", f"Payment failed: {message}", "payment_failed")
 
 
 def order_cancel(*, number: str, actor: str, user_id: int | None = None, access_token: str | None = None) -> OrderInfo:
-    """Cancel before shipment: stock goes back, the payment is voided (or refunded if captured).
-    With user_id or access_token, only the owner may. Raises IllegalTransition, OrderNotFound."""
+    """Cancel before shipment: catalog returns the stock and payments voids the payment (or refunds it if it was
+    captured), each in its own transaction once this one has committed. With user_id or access_token, only the
+    owner may. Raises IllegalTransition, OrderNotFound."""
     if user_id is not None or access_token is not None:
         order_get(number=number, user_id=user_id, access_token=access_token)  # ownership
-    with transaction.atomic():
-        order = unique(Order.objects.select_for_update().filter(number=number))
-        if order is None:
-            raise OrderNotFound(number)
+    with atomic(module="orders"):
+        order = _locked(number)
         if order.status not in CANCELLABLE:
             raise IllegalTransition("This order has left our warehouse and can no longer be cancelled.")
-        try:
-            stock_restock(key=order.reservation_key)
-        except ReservationNotFound:
-            logger.warning("order %s had no reservation to release", number)
-        _transition(order, Status.CANCELLED, actor, "Cancelled")
-        publish(OrderCancelled(order_id=order.pk, number=number, reason="cancelled"))
-        payment_id = order.payment_id
-    if payment_id:  # after commit, and outside any lock: the gateway may be slow
-        payment = payment_get(payment_id=payment_id)
-        if payment.amount_captured > payment.amount_refunded:
-            payment_refund(payment_id=payment_id, idempotency_key=f"{number}:refund")
-        elif payment.status == "authorized":
-            payment_void(payment_id=payment_id, idempotency_key=f"{number}:void")
+        _cancel(order, actor, "Cancelled", "cancelled")
+    return order_find(number=number)
+
+
+def order_start_fulfilment(*, number: str, actor: str) -> OrderInfo:
+    """A paid order is being packed. Raises IllegalTransition, OrderNotFound."""
+    with atomic(module="orders"):
+        _transition(_locked(number), Status.FULFILLING, actor, "Being packed")
     return order_find(number=number)
 
 
 def order_ship(*, number: str, actor: str) -> OrderInfo:
-    """The parcel leaves: the order is shipped and the customer's payment is captured (charged now)."""
-    order = order_transition(number=number, to=Status.SHIPPED, actor=actor, note="Handed to the carrier")
-    if order.payment_id:
-        payment_capture(payment_id=order.payment_id, idempotency_key=f"{number}:capture")
-    with transaction.atomic():
-        publish(OrderShipped(order_id=order.id, number=number))
-    return order
+    """The parcel leaves: the order is shipped, OrderShipped is published and payments is asked to capture the
+    payment (the customer is charged now), all in one transaction. Raises IllegalTransition, OrderNotFound."""
+    with atomic(module="orders"):
+        order = _locked(number)
+        _transition(order, Status.SHIPPED, actor, "Handed to the carrier")
+        publish(OrderShipped(order_id=order.pk, number=number))
+        if order.payment_id:
+            publish(CapturePayment(payment_id=order.payment_id, idempotency_key=f"{number}:capture"))
+    return order_find(number=number)
+
+
+def order_deliver(*, number: str, actor: str) -> OrderInfo:
+    """The carrier delivered the parcel. Raises IllegalTransition, OrderNotFound."""
+    with atomic(module="orders"):
+        order = _locked(number)
+        _transition(order, Status.DELIVERED, actor, "Delivered")
+        publish(OrderDelivered(order_id=order.pk, number=number))
+    return order_find(number=number)
+
+
+def order_refund(*, number: str, actor: str, note: str = "") -> OrderInfo:
+    """Refund a shipped or delivered order in full: payments refunds all that was captured. (An order not yet
+    shipped is cancelled instead, which voids its payment.) Raises IllegalTransition, OrderNotFound."""
+    with atomic(module="orders"):
+        order = _locked(number)
+        _transition(order, Status.REFUNDED, actor, note or "Refunded")
+        publish(OrderRefunded(order_id=order.pk, number=number))
+        if order.payment_id:
+            publish(RefundPayment(payment_id=order.payment_id, idempotency_key=f"{number}:refund"))
+    return order_find(number=number)
+
+
+def orders_anonymise_customer(*, user_id: int) -> int:
+    """The customer deleted their account: their orders stay (the shop's books need them) without anything that
+    names them: no account, no email, no name, street or phone. Idempotent. Returns how many orders changed."""
+    with atomic(module="orders"):
+        changed = 0
+        for order in Order.objects.select_for_update().filter(user_id=user_id):
+            address = order.shipping_address or {}
+            order.user_id = None
+            order.email = f"deleted-customer-{order.pk}@invalid.example"
+            order.shipping_address = {k: address[k] for k in ("country", "city", "postcode") if k in address}
+            order.save(update_fields=["user_id", "email", "shipping_address", "updated_at"])
+            StatusChange.objects.filter(order=order, actor=f"customer:{user_id}").update(actor="customer:deleted")
+            changed += 1
+    return changed
+
+
+CONFIRMABLE = (Status.PAID, Status.FULFILLING, Status.SHIPPED, Status.DELIVERED)
 
 
 def order_confirmation_claim(*, number: str) -> bool:
-    """Claim the right to send an order's confirmation email: True exactly once per order."""
-    return bool(Order.objects.filter(number=number, confirmation_sent_at__isnull=True).update(
+    """Claim the right to send an order's confirmation email: True exactly once per order, and only while the
+    order stands (not if it was cancelled because its stock was gone)."""
+    return bool(Order.objects.filter(number=number, confirmation_sent_at__isnull=True, status__in=CONFIRMABLE).update(
         confirmation_sent_at=timezone.now()
     ))  # fmt: skip
 
@@ -468,6 +513,7 @@ __all__ = [
     "OrderError",
     "OrderInfo",
     "OrderNotFound",
+    "OrderStatus",
     "PaymentError",
     "Quote",
     "UnavailableItem",
@@ -476,14 +522,18 @@ __all__ = [
     "order_cancel",
     "order_confirmation_claim",
     "order_current",
+    "order_deliver",
     "order_find",
     "order_get",
-    "order_payment_authorized",
+    "order_mark_paid",
     "order_payment_failed",
     "order_place",
     "order_quote",
+    "order_refund",
     "order_ship",
-    "order_transition",
+    "order_start_fulfilment",
+    "order_stock_lost",
+    "orders_anonymise_customer",
     "orders_expire_unpaid",
     "orders_for_customer",
     "shipping_methods",

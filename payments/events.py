@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import ClassVar
 
-from kernel.events import DomainEvent
+from kernel.events import Command, DomainEvent
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,3 +52,37 @@ class PaymentRefunded(DomainEvent):
     amount: Decimal
     total_refunded: Decimal
     currency: str
+
+
+# ---------------------------------------------------------------- commands: what other modules ask payments to do
+# Sent through the sender's outbox, so a request exists if and only if the sender's change committed; payments
+# applies each on a worker. Every operation is idempotent by its key, so a command delivered twice charges once.
+
+
+@dataclass(frozen=True, kw_only=True)
+class CapturePayment(Command):
+    """Capture `amount` of the authorisation (None: all that is left). Answered by PaymentCaptured."""
+
+    name: ClassVar[str] = "payments.payment.capture.v1"
+    payment_id: int
+    idempotency_key: str
+    amount: Decimal | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CancelPayment(Command):
+    """Give the customer's money back: void what is only authorised, refund what was captured."""
+
+    name: ClassVar[str] = "payments.payment.cancel.v1"
+    payment_id: int
+    idempotency_key: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RefundPayment(Command):
+    """Refund `amount` of what was captured (None: all of it). Answered by PaymentRefunded."""
+
+    name: ClassVar[str] = "payments.payment.refund.v1"
+    payment_id: int
+    idempotency_key: str
+    amount: Decimal | None = None

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.db.models import Q, Sum
 from django.utils import timezone
 
 from kernel.bus import publish
-from kernel.db import unique
+from kernel.db import atomic, unique
 from payments.events import PaymentAuthorized, PaymentCaptured, PaymentFailed, PaymentRefunded, PaymentVoided
 from payments.gateways import (
     GatewayStatus,
@@ -43,6 +43,7 @@ CUSTOMER_MESSAGES = {
 }
 PENDING_MESSAGE = "We are waiting for your bank to confirm the payment. This page updates as soon as it does."
 Status = Payment.Status
+PaymentStatus = Payment.Status  # public: pending, authorized, captured, refunded, voided, failed
 
 
 class PaymentError(Exception):
@@ -151,7 +152,7 @@ def payment_authorize(
     amount, currency = _money(amount, currency)
     chosen = get_gateway(gateway)
     try:
-        with transaction.atomic():
+        with atomic(module="payments"):
             payment = Payment.objects.create(
                 reference=reference,
                 amount=amount,
@@ -186,7 +187,7 @@ def payment_authorize(
         )
     except (GatewayTimeout, GatewayUnavailable) as exc:
         logger.warning("payment %s could not start at %s: %s", payment.pk, chosen.name, exc)
-        with transaction.atomic():
+        with atomic(module="payments"):
             _fail(Payment.objects.select_for_update().get(pk=payment.pk), "gateway_unavailable")
         return payment_get(payment_id=payment.pk)
     payment.redirect_url, payment.gateway_reference = started.redirect_url, started.gateway_reference
@@ -286,7 +287,7 @@ def payment_refresh(*, payment_id: int) -> PaymentInfo:
             logger.warning("status of payment %s unknown for now: %s", payment_id, exc)
         else:
             if status.state != "pending" or (status.alias and not payment.gateway_alias):
-                with transaction.atomic():
+                with atomic(module="payments"):
                     payment = Payment.objects.select_for_update().get(pk=payment_id)
                     _apply(payment, status)
     return _info(payment)
@@ -297,7 +298,7 @@ def payment_refresh(*, payment_id: int) -> PaymentInfo:
 
 def _begin(payment_id: int, kind: str, amount: Decimal | None, idempotency_key: str) -> tuple[Transaction, bool]:
     """Write the operation before calling the gateway. Returns (transaction, is_new)."""
-    with transaction.atomic():
+    with atomic(module="payments"):
         payment = unique(Payment.objects.select_for_update().filter(pk=payment_id))
         if payment is None:
             raise PaymentNotFound(payment_id)
@@ -329,7 +330,7 @@ def _begin(payment_id: int, kind: str, amount: Decimal | None, idempotency_key: 
                 raise OperationNotAllowed(f"a {payment.status} payment cannot be voided")
             amount = Decimal(0)
         try:
-            with transaction.atomic():
+            with atomic(module="payments"):
                 created = Transaction.objects.create(
                     payment=payment, kind=kind, amount=amount, currency=payment.currency,
                     idempotency_key=idempotency_key,
@@ -363,7 +364,7 @@ def _perform(txn: Transaction) -> None:
         logger.warning("%s of payment %s refused: %s", txn.kind, payment.pk, exc)
     else:
         result_code, success = result.error_code, result.success
-    with transaction.atomic():
+    with atomic(module="payments"):
         locked = Payment.objects.select_for_update().get(pk=payment.pk)
         current = Transaction.objects.select_for_update().get(pk=txn.pk)
         if current.result != Transaction.Result.PENDING:
@@ -401,6 +402,17 @@ def payment_void(*, payment_id: int, idempotency_key: str) -> PaymentInfo:
     return _operate(payment_id, Transaction.Kind.VOID, None, idempotency_key)
 
 
+def payment_cancel(*, payment_id: int, idempotency_key: str) -> PaymentInfo:
+    """Give the customer's money back, whatever has happened so far: void an authorisation nothing was captured
+    from, refund what was captured. A failed, voided or fully refunded payment is left as it is. Idempotent."""
+    payment = payment_get(payment_id=payment_id)
+    if payment.amount_captured > payment.amount_refunded:
+        return payment_refund(payment_id=payment_id, idempotency_key=f"{idempotency_key}:refund")
+    if payment.status == Status.AUTHORIZED:
+        return payment_void(payment_id=payment_id, idempotency_key=f"{idempotency_key}:void")
+    return payment
+
+
 def payment_refund(*, payment_id: int, idempotency_key: str, amount: Decimal | None = None) -> PaymentInfo:
     """Refund all that is captured and not yet refunded, or `amount` of it. Raises RefundExceedsCaptured."""
     return _operate(payment_id, Transaction.Kind.REFUND, amount, idempotency_key)
@@ -416,7 +428,7 @@ def notification_receive(*, gateway: str, body: bytes, headers: dict[str, str]) 
     event id: the record of the event and its effect commit together.
     """
     notice = get_gateway(gateway).parse_notification(body=body, headers=headers)
-    with transaction.atomic():
+    with atomic(module="payments"):
         payment = (
             Payment.objects.select_for_update()
             .filter(Q(gateway_reference=notice.gateway_reference) | Q(gateway_alias=notice.gateway_reference))
@@ -433,7 +445,7 @@ def notification_receive(*, gateway: str, body: bytes, headers: dict[str, str]) 
         if payment is None:
             raise UnknownPayment(notice.gateway_reference)
         try:
-            with transaction.atomic():
+            with atomic(module="payments"):
                 GatewayNotification.objects.create(
                     gateway=gateway, event_id=notice.event_id, event_type=notice.event_type, payload=notice.payload
                 )
@@ -474,10 +486,12 @@ __all__ = [
     "PaymentError",
     "PaymentInfo",
     "PaymentNotFound",
+    "PaymentStatus",
     "RefundExceedsCaptured",
     "UnknownPayment",
     "notification_receive",
     "payment_authorize",
+    "payment_cancel",
     "payment_capture",
     "payment_get",
     "payment_refresh",

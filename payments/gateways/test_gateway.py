@@ -20,10 +20,9 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
-from django.db import transaction
 from django.urls import reverse
 
-from kernel.db import unique
+from kernel.db import atomic, unique
 from payments.gateways import (
     Gateway,
     GatewayStatus,
@@ -86,7 +85,7 @@ class TestGateway(Gateway):
         return StartResult(reverse("payments:test-gateway-pay", args=[charge.token]), charge.token)
 
     def _operate(self, token: str, key: str, apply) -> OperationResult:
-        with transaction.atomic():
+        with atomic(module="payments"):
             charge = unique(TestGatewayCharge.objects.select_for_update().filter(token=token))
             if charge is None:
                 raise GatewayUnavailable("unknown charge")
