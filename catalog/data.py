@@ -1,6 +1,7 @@
 """What catalog hands out and raises: the public frozen dataclasses, the exceptions and the listing constants.
 
-Private module of catalog; other modules import these names from catalog.services.
+Private module of catalog; other modules import these names from catalog.services. No shop URL in here: the
+dataclasses carry slugs and ids, and shop builds its own links from them.
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
-
-from django.urls import reverse
 
 PER_PAGE_CHOICES = (12, 24, 48)
 DEFAULT_PER_PAGE = 24
@@ -91,10 +90,6 @@ class CategoryInfo:
     parent_id: int | None
     depth: int
     description: str
-
-    @property
-    def url(self) -> str:
-        return reverse("shop:category", args=[self.slug])
 
 
 @dataclass(frozen=True)
@@ -193,10 +188,6 @@ class ProductCard:
     image_alt: str
 
     @property
-    def url(self) -> str:
-        return reverse("shop:product", args=[self.slug])
-
-    @property
     def on_sale(self) -> bool:
         return bool(self.compare_at_price and self.price_min is not None and self.compare_at_price > self.price_min)
 
@@ -256,7 +247,7 @@ class ProductListing:
 @dataclass(frozen=True)
 class Suggestion:
     title: str
-    url: str
+    slug: str  # the product's or the category's
     kind: str  # "product" or "category"
 
 
@@ -286,10 +277,6 @@ class VariantInfo:
     def label(self) -> str:
         return " / ".join(value for _, value in self.options) or self.sku
 
-    @property
-    def product_url(self) -> str:
-        return reverse("shop:product", args=[self.product_slug]) + f"?variant={self.id}"
-
 
 @dataclass(frozen=True)
 class ImageInfo:
@@ -315,10 +302,6 @@ class ProductDetail:
     currency: str
     in_stock: bool
     updated_at: datetime
-
-    @property
-    def url(self) -> str:
-        return reverse("shop:product", args=[self.slug])
 
     @property
     def option_names(self) -> tuple[str, ...]:

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Count, Exists, Max, Min, OuterRef, Q
-from django.urls import reverse
 
 from catalog import search as _search
 from catalog.categories import category_tree
@@ -240,7 +239,8 @@ def product_suggest(*, text: str, limit: int = 8) -> tuple[Suggestion, ...]:
     if len(text) < 2:
         return ()
     lowered = text.lower()
-    found = [Suggestion(c.name, c.url, "category") for c in category_tree().categories if lowered in c.name.lower()][:3]
+    categories = [c for c in category_tree().categories if lowered in c.name.lower()]
+    found = [Suggestion(c.name, c.slug, "category") for c in categories[:3]]
     rows = (
         Product.objects.filter(is_active=True)
         .filter(_search.suggest_condition(text))
@@ -248,5 +248,5 @@ def product_suggest(*, text: str, limit: int = 8) -> tuple[Suggestion, ...]:
         .order_by("-score", "-popularity", "id")
         .values_list("title", "slug")[: limit - len(found)]
     )
-    found += [Suggestion(title, reverse("shop:product", args=[slug]), "product") for title, slug in rows]
+    found += [Suggestion(title, slug, "product") for title, slug in rows]
     return tuple(found)

@@ -10,7 +10,6 @@ from __future__ import annotations
 from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 from django.db.models import F, Q
-from django.urls import reverse
 from django.utils import timezone
 
 
@@ -42,9 +41,6 @@ class Category(models.Model):
 
     def __str__(self) -> str:
         return self.name
-
-    def get_absolute_url(self) -> str:
-        return reverse("shop:category", args=[self.slug])
 
 
 class Product(models.Model):
@@ -86,9 +82,6 @@ class Product(models.Model):
 
     def __str__(self) -> str:
         return self.title
-
-    def get_absolute_url(self) -> str:
-        return reverse("shop:product", args=[self.slug])
 
 
 class Variant(models.Model):

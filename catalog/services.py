@@ -1,6 +1,7 @@
 """Public face of catalog: the functions other modules may call.
 
-Keyword-only arguments; plain values and frozen dataclasses in and out, never models or querysets.
+Keyword-only arguments; plain values and frozen dataclasses in and out, never models or querysets. The returned
+data carries slugs and ids, never a shop URL: the shop builds its own links.
 Reads: category_tree, product_listing (category pages and search, with facets), product_detail, product_suggest,
 products_featured, products_newest, variants_get, sitemap_products.
 Writes: refresh_products (recompute what listings show and publish catalog.product.changed.v1), stock_set,
