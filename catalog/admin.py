@@ -1,12 +1,16 @@
-"""Catalog admin. Saves go through catalog.services, which keeps listings right and tells the shop (events)."""
+"""Catalog admin. Saves go through catalog's services (projection, stock, categories), which keep listings right
+and tell the shop (events)."""
 
 from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
 
+from catalog.categories import categories_changed
+from catalog.data import StockBelowReserved
 from catalog.models import Brand, Category, Product, ProductImage, StockItem, Variant
-from catalog.services import StockBelowReserved, categories_changed, images_render, refresh_products, stock_set
+from catalog.projection import images_render, refresh_products
+from catalog.stock import stock_set
 
 
 @admin.register(Brand)
@@ -84,7 +88,7 @@ class StockForm(forms.ModelForm):
 
 @admin.register(StockItem)
 class StockItemAdmin(admin.ModelAdmin):
-    """Stock levels. Changing on-hand stock goes through catalog.services.stock_set."""
+    """Stock levels. Changing on-hand stock goes through stock_set (catalog.stock)."""
 
     form = StockForm
     list_display = ("sku", "product", "on_hand", "reserved", "available")

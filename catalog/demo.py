@@ -17,13 +17,15 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import transaction
 from django.utils.text import slugify
 from PIL import Image, ImageDraw
 
+from catalog.categories import categories_changed
+from catalog.data import DemoSeedResult
 from catalog.images import encode_jpeg, make_renditions
 from catalog.models import Brand, Category, Product, ProductImage, StockItem, Variant
-from catalog.services import refresh_products
+from catalog.projection import refresh_products
+from kernel.db import atomic
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 BATCH = 500
@@ -359,7 +361,7 @@ def _build(
     return product, variants, colours, stock
 
 
-def seed(*, products: int, seed: int = 1, progress: Callable[[int], None] | None = None) -> SeedResult:
+def seed_products(*, products: int, seed: int = 1, progress: Callable[[int], None] | None = None) -> SeedResult:
     """Make sure demo products 0 .. products-1 of this seed exist. Idempotent."""
     leaves = _ensure_categories()
     brands = _ensure_brands()
@@ -382,12 +384,24 @@ def seed(*, products: int, seed: int = 1, progress: Callable[[int], None] | None
     )
 
 
+def demo_catalog_seed(*, products: int, seed: int = 1, progress: Callable[[int], None] | None = None) -> DemoSeedResult:
+    """Make sure the demo catalog has products 0 .. products-1 of this seed (idempotent, deterministic).
+
+    progress(n) is called after each batch of n products. Publishes one catalog.categories.changed.v1 at the end.
+    """
+    result = seed_products(products=products, seed=seed, progress=progress)
+    if result.created:
+        root = Category.objects.filter(parent=None).order_by("pk").values_list("pk", flat=True).first()
+        categories_changed(category_id=root or 0)
+    return DemoSeedResult(result.created, result.existing, result.categories, result.brands)
+
+
 def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
 
-@transaction.atomic
+@atomic(module="catalog")
 def _create_batch(
     numbers: list[int],
     seed: int,

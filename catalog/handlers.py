@@ -8,7 +8,8 @@ import logging
 
 from django.conf import settings
 
-from catalog import services
+from catalog import stock
+from catalog.data import OutOfStock, ReservationNotFound
 from catalog.events import CommitReservation, ReleaseReservation, ReservationFailed
 from kernel.bus import INLINE, publish, subscribe
 from kernel.db import atomic
@@ -26,17 +27,17 @@ def _retake_key(key: str) -> str:
 def commit_reservation(command: CommitReservation) -> None:
     """Sell the held stock. A hold that lapsed while the customer paid is taken again under a key of its own;
     if the goods are gone meanwhile, answer ReservationFailed (orders cancels and gives the money back)."""
-    sold = services.stock_commit(key=command.key)
-    if sold.status == services.ReservationStatus.COMMITTED:
+    sold = stock.stock_commit(key=command.key)
+    if sold.status == stock.ReservationStatus.COMMITTED:
         return
     try:
-        again = services.stock_reserve(
+        again = stock.stock_reserve(
             key=_retake_key(command.key),
             lines=[(line.variant_id, line.quantity) for line in sold.lines],
             ttl_seconds=settings.SHOP_RESERVATION_MINUTES * 60,
         )
-        services.stock_commit(key=again.key)
-    except services.OutOfStock as exc:
+        stock.stock_commit(key=again.key)
+    except OutOfStock as exc:
         logger.warning("reservation %s lapsed and its stock is gone: %s", command.key, exc)
         with atomic(module="catalog"):
             publish(ReservationFailed(key=command.key, reference=command.reference, reason="sold_out"))
@@ -46,5 +47,5 @@ def commit_reservation(command: CommitReservation) -> None:
 def release_reservation(command: ReleaseReservation) -> None:
     """Free what is held, put back on hand what was sold (the original hold, and one taken again)."""
     for key in (command.key, _retake_key(command.key)):
-        with contextlib.suppress(services.ReservationNotFound):
-            services.stock_restock(key=key)
+        with contextlib.suppress(ReservationNotFound):
+            stock.stock_restock(key=key)

@@ -12,6 +12,11 @@ from PIL import Image, ImageOps
 RENDITIONS = {"listing": (480, 480), "large": (1200, 1200)}
 
 
+def media_url(name: str) -> str:
+    """The public URL of a stored file ("" for none)."""
+    return default_storage.url(name) if name else ""
+
+
 def encode_jpeg(image: Image.Image) -> bytes:
     buffer = BytesIO()
     image.convert("RGB").save(buffer, "JPEG", quality=82, optimize=True, progressive=True)

@@ -1,7 +1,7 @@
 """Catalog data. Private to catalog: other modules go through catalog.services.
 
 Listing pages read only Product: the fields after "denormalised for listings" are kept up to date by
-catalog.services (refresh_products) whenever variants, prices, stock or images change, so a page of 12 or 48
+catalog.projection (refresh_products) whenever variants, prices, stock or images change, so a page of 12 or 48
 products is one query whatever it shows.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 from django.db.models import F, Q
-from django.urls import reverse
 from django.utils import timezone
 
 
@@ -43,9 +42,6 @@ class Category(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    def get_absolute_url(self) -> str:
-        return reverse("shop:category", args=[self.slug])
-
 
 class Product(models.Model):
     title = models.CharField(max_length=200)
@@ -61,7 +57,7 @@ class Product(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     published_at = models.DateTimeField(default=timezone.now, db_index=True)
 
-    # ---- denormalised for listings (catalog.services.refresh_products keeps them right)
+    # ---- denormalised for listings (catalog.projection.refresh_products keeps them right)
     brand_name = models.CharField(max_length=120, blank=True, editable=False)
     currency = models.CharField(max_length=3, default="EUR", editable=False)
     min_price = models.DecimalField(max_digits=12, decimal_places=2, null=True, editable=False)
@@ -86,9 +82,6 @@ class Product(models.Model):
 
     def __str__(self) -> str:
         return self.title
-
-    def get_absolute_url(self) -> str:
-        return reverse("shop:product", args=[self.slug])
 
 
 class Variant(models.Model):

@@ -1,4 +1,4 @@
-"""Product search. Private to catalog; catalog.services.product_listing and product_suggest use it.
+"""Product search. Private to catalog; catalog.listing (product_listing, product_suggest) uses it.
 
 PostgreSQL: full-text search over a weighted vector (title A, brand B, description C) ranked with ts_rank, OR'd
 with trigram word similarity on the title so that typos ("bluetoth speker") still find things. Both are served by
@@ -17,9 +17,11 @@ from django.contrib.postgres.search import (
     SearchVector,
     TrigramWordSimilarity,
 )
-from django.db import connection
+from django.db import connections
 from django.db.models import Case, F, FloatField, Q, Value, When
 from django.db.models.expressions import Expression
+
+from kernel.db import db_for_module
 
 CONFIG = "english"
 MAX_TERMS = 8
@@ -27,7 +29,7 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 
 
 def _postgres() -> bool:
-    return connection.vendor == "postgresql"
+    return connections[db_for_module("catalog")].vendor == "postgresql"
 
 
 def terms(text: str) -> list[str]:

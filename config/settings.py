@@ -102,6 +102,23 @@ LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "accounts:profile"
 LOGOUT_REDIRECT_URL = "shop:home"
 
+
+def _shop_page(route: str):
+    def url(obj) -> str:
+        from django.urls import reverse
+
+        return reverse(route, args=[obj.slug])
+
+    return url
+
+
+# The admin's "View on site" links: catalog does not know the shop's URLs, so the wiring gives its models theirs.
+ABSOLUTE_URL_OVERRIDES = {
+    "catalog.category": _shop_page("shop:category"),
+    "catalog.product": _shop_page("shop:product"),
+}
+
+
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",

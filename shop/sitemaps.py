@@ -16,7 +16,7 @@ class CategorySitemap(Sitemap):
         return list(category_tree().categories)
 
     def location(self, item: CategoryInfo) -> str:
-        return item.url
+        return reverse("shop:category", args=[item.slug])
 
 
 class ProductSitemap(Sitemap):

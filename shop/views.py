@@ -12,6 +12,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import render
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils.cache import patch_cache_control, patch_vary_headers
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_safe
@@ -37,6 +38,8 @@ from shop import caching
 from shop.forms import ListingForm, page_number, search_text
 
 CSRF_MARKER = b"<!--csrf-->"
+# catalog suggests products and categories by slug; these are the pages they link to
+SUGGESTION_ROUTES = {"product": "shop:product", "category": "shop:category"}
 
 
 @dataclass(frozen=True)
@@ -224,7 +227,10 @@ def suggest(request: HttpRequest) -> JsonResponse:
     text, _ = search_text(request.GET)
 
     def build() -> list[dict[str, str]]:
-        return [{"title": s.title, "url": s.url, "kind": s.kind} for s in product_suggest(text=text, limit=8)]
+        return [
+            {"title": s.title, "url": reverse(SUGGESTION_ROUTES[s.kind], args=[s.slug]), "kind": s.kind}
+            for s in product_suggest(text=text, limit=8)
+        ]
 
     suggestions = caching.cached(f"suggest:{text.lower()}", (caching.LISTING,), build) if len(text) >= 2 else []
     return JsonResponse({"query": text, "suggestions": suggestions})
@@ -245,7 +251,7 @@ def product(request: HttpRequest, slug: str) -> HttpResponse:
         )
         breadcrumbs = category_tree().ancestors(detail.category_id)
         origin = request.build_absolute_uri("/").rstrip("/")
-        canonical = origin + detail.url
+        canonical = origin + reverse("shop:product", args=[detail.slug])
         return _render_part(
             "product",
             {
@@ -294,7 +300,8 @@ def _product_ld(detail: ProductDetail, canonical: str, origin: str) -> dict:
 def _breadcrumb_ld(breadcrumbs: tuple[CategoryInfo, ...], title: str, origin: str) -> dict:
     items = [{"@type": "ListItem", "position": 1, "name": "Home", "item": origin + "/"}]
     for crumb in breadcrumbs:
-        items.append({"@type": "ListItem", "position": len(items) + 1, "name": crumb.name, "item": origin + crumb.url})
+        item = origin + reverse("shop:category", args=[crumb.slug])
+        items.append({"@type": "ListItem", "position": len(items) + 1, "name": crumb.name, "item": item})
     items.append({"@type": "ListItem", "position": len(items) + 1, "name": title})
     return {"@context": "https://schema.org", "@type": "BreadcrumbList", "itemListElement": items}
 

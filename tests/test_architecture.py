@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
@@ -107,3 +108,24 @@ def test_import_contracts_catch_a_violation(tree_copy, module, offending_import,
     assert result.returncode != 0
     broken = [line for line in result.stdout.splitlines() if "BROKEN" in line]
     assert any(broken_contract in line for line in broken), result.stdout
+
+
+def _imports_catalog_services(node: ast.AST) -> bool:
+    if isinstance(node, ast.Import):
+        return any(alias.name.startswith("catalog.services") for alias in node.names)
+    if isinstance(node, ast.ImportFrom) and node.level == 0:
+        if node.module == "catalog":
+            return any(alias.name == "services" for alias in node.names)
+        return (node.module or "").startswith("catalog.services")
+    return False
+
+
+def test_catalogs_own_modules_never_import_its_public_face():
+    """catalog.services only gathers catalog's private modules: none of them imports it back (no import circle)."""
+    face = ROOT / "catalog" / "services.py"
+    offenders = sorted(
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "catalog").rglob("*.py")
+        if path != face and any(_imports_catalog_services(n) for n in ast.walk(ast.parse(path.read_text())))
+    )
+    assert offenders == []

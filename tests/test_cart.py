@@ -97,6 +97,7 @@ def test_changed_prices_are_flagged_once_and_totals_use_the_new_price(client, go
     refresh_products(product_ids=[goods["mug"].product_id])
     page = client.get("/cart/").content.decode()
     assert "The price changed from €12.00 to €15.00" in page
+    assert f'href="/p/{goods["mug"].product.slug}/?variant={goods["mug"].pk}"' in page
     assert "€30.00" in page
     assert "The price changed" not in client.get("/cart/").content.decode()
 

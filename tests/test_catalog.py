@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal
 
 import pytest
@@ -11,6 +12,8 @@ from catalog.models import Product, StockItem, Variant
 from catalog.services import (
     ListingQuery,
     PageOutOfRange,
+    ProductCard,
+    ProductDetail,
     StockBelowReserved,
     UnknownSku,
     category_tree,
@@ -18,6 +21,8 @@ from catalog.services import (
     product_detail,
     product_listing,
     product_suggest,
+    products_featured,
+    products_newest,
     stock_set,
     variants_get,
 )
@@ -221,6 +226,55 @@ def test_suggestions_offer_categories_and_products(shelf):
     assert found[0].title == "Women"
     assert any(s.title == "Yarrow Wrap Dress" for s in product_suggest(text="Wrap"))
     assert product_suggest(text="w") == ()
+
+
+def _shop_links(value, path="") -> list[str]:
+    """Where in catalog's returned data a shop URL shows up: a field or property named like one, or a value
+    that is a shop path (/p/..., /c/...)."""
+    found = []
+    if isinstance(value, str):
+        if value.startswith(("/p/", "/c/")) or "/p/" in value or "/c/" in value:
+            found.append(f"{path} = {value!r}")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            found += _shop_links(item, f"{path}[{key!r}]")
+    elif isinstance(value, tuple | list):
+        for index, item in enumerate(value):
+            found += _shop_links(item, f"{path}[{index}]")
+    elif dataclasses.is_dataclass(value):
+        names = [f.name for f in dataclasses.fields(value)] + [
+            name for name, member in vars(type(value)).items() if isinstance(member, property)
+        ]
+        found += [
+            f"{path}.{name}" for name in names if name == "url" or (name.endswith("_url") and "image" not in name)
+        ]
+        for f in dataclasses.fields(value):
+            found += _shop_links(getattr(value, f.name), f"{path}.{f.name}")
+    return found
+
+
+def test_catalog_returns_slugs_and_ids_never_shop_urls(shelf):
+    """The shop builds its own links: catalog's data carries slugs, so it does not depend on the shop's routes."""
+    navy = shelf["navy"]
+    returned = {
+        "tree": category_tree().categories,
+        "listing": product_listing(query=ListingQuery()),
+        "featured": products_featured(),
+        "newest": products_newest(),
+        "suggest": product_suggest(text="tee") + product_suggest(text="wom"),
+        "detail": product_detail(slug=navy.slug),
+        "variants": tuple(variants_get(variant_ids=navy.variants.values_list("pk", flat=True)).values()),
+    }
+    assert returned["suggest"], "the check must look at something"
+    found = [link for name, value in returned.items() for link in _shop_links(value, name)]
+    # the pictures' addresses are media URLs, not shop pages (ImageInfo.url and friends)
+    assert [link for link in found if ".images[" not in link] == []
+    assert {s.slug for s in returned["suggest"]} >= {navy.slug, shelf["women"].slug}
+    assert not hasattr(ProductCard, "url")
+    assert not hasattr(ProductDetail, "url")
+    # the admin's "View on site": the wiring (settings.ABSOLUTE_URL_OVERRIDES) knows the shop's routes
+    assert navy.get_absolute_url() == f"/p/{navy.slug}/"
+    assert shelf["women"].get_absolute_url() == f"/c/{shelf['women'].slug}/"
 
 
 # ---------------------------------------------------------------- the demo catalog

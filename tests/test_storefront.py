@@ -102,7 +102,10 @@ def test_product_page_has_gallery_variants_breadcrumb_json_ld_and_canonical(clie
     assert data["brand"]["name"] == product.brand_name
     assert [o["price"] for o in data["offers"]] == ["57.00", "62.00"]
     assert {o["availability"] for o in data["offers"]} == {"https://schema.org/InStock"}
-    assert json.loads(blocks[1])["itemListElement"][-1]["name"] == product.title
+    crumbs = json.loads(blocks[1])["itemListElement"]
+    assert crumbs[-1]["name"] == product.title
+    assert crumbs[1]["item"] == "http://testserver/c/shoes/", "the shop links the breadcrumb from the category's slug"
+    assert f'name="next" value="/p/{product.slug}/"' in page
 
 
 def test_product_page_variant_choice_without_javascript(client, catalog):
@@ -119,7 +122,7 @@ def test_search_page_and_suggestions(client, catalog):
     assert "20 products" in page
     suggestions = client.get("/search/suggest", {"q": "Runn"}).json()["suggestions"]
     assert suggestions[0] == {"title": "Running", "url": "/c/running/", "kind": "category"}
-    assert any(s["kind"] == "product" for s in suggestions)
+    assert any(s["kind"] == "product" and s["url"].startswith("/p/") for s in suggestions)
     assert "Nothing matches" in html(client.get("/search/", {"q": "submarine"}))
 
 

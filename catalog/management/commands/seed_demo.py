@@ -5,7 +5,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from catalog.services import demo_catalog_seed
+from catalog.demo import demo_catalog_seed
 
 
 class Command(BaseCommand):

@@ -1,0 +1,353 @@
+"""What catalog hands out and raises: the public frozen dataclasses, the exceptions and the listing constants.
+
+Private module of catalog; other modules import these names from catalog.services. No shop URL in here: the
+dataclasses carry slugs and ids, and shop builds its own links from them.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+PER_PAGE_CHOICES = (12, 24, 48)
+DEFAULT_PER_PAGE = 24
+SORTS = {
+    "relevance": "Relevance",
+    "price_asc": "Price: low to high",
+    "price_desc": "Price: high to low",
+    "newest": "Newest",
+}
+MAX_OPTION_FILTERS = 3
+SEARCH_MAX_LENGTH = 200
+TREE_CACHE_KEY = "catalog:category-tree:v1"
+SIZE_ORDER = ["XXS", "XS", "S", "M", "L", "XL", "XXL", "3XL"]
+# Variant options are a JSON object, whose key order PostgreSQL does not keep: names are shown in this order.
+OPTION_ORDER = ["colour", "color", "size", "eu size", "waist", "length", "diameter", "capacity", "storage"]
+
+
+def ordered_options(options: dict[str, Any] | None) -> tuple[tuple[str, str], ...]:
+    def rank(name: str) -> tuple[int, str]:
+        lowered = name.lower()
+        return (OPTION_ORDER.index(lowered) if lowered in OPTION_ORDER else len(OPTION_ORDER), lowered)
+
+    return tuple((str(k), str(v)) for k, v in sorted((options or {}).items(), key=lambda kv: rank(str(kv[0]))))
+
+
+# ---------------------------------------------------------------- errors
+
+
+class CatalogError(Exception):
+    """Base of the exceptions catalog raises."""
+
+
+class CategoryNotFound(CatalogError):
+    pass
+
+
+class ProductNotFound(CatalogError):
+    pass
+
+
+class PageOutOfRange(CatalogError):
+    """The page number is past the last page (or below 1)."""
+
+
+class UnknownSku(CatalogError):
+    pass
+
+
+class StockBelowReserved(CatalogError):
+    """On-hand stock cannot go below what is reserved for orders in progress."""
+
+
+class OutOfStock(CatalogError):
+    """Not enough of a variant left to reserve. .sku, .requested and .available say what and how much."""
+
+    def __init__(self, sku: str, title: str, requested: int, available: int) -> None:
+        self.sku, self.title, self.requested, self.available = sku, title, requested, available
+        if available > 0:
+            text = f"Only {available} of {title} left; you asked for {requested}."
+        else:
+            text = f"{title} has just sold out."
+        super().__init__(text)
+
+
+class ReservationNotFound(CatalogError):
+    pass
+
+
+# ---------------------------------------------------------------- categories
+
+
+@dataclass(frozen=True)
+class CategoryInfo:
+    id: int
+    name: str
+    slug: str
+    parent_id: int | None
+    depth: int
+    description: str
+
+
+@dataclass(frozen=True)
+class CategoryTree:
+    """Every active category, parents before children, with lookups."""
+
+    categories: tuple[CategoryInfo, ...]
+    _by_id: dict[int, CategoryInfo] = field(init=False, repr=False, compare=False)
+    _by_slug: dict[str, CategoryInfo] = field(init=False, repr=False, compare=False)
+    _children: dict[int | None, tuple[CategoryInfo, ...]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        children: dict[int | None, list[CategoryInfo]] = defaultdict(list)
+        for c in self.categories:
+            children[c.parent_id].append(c)
+        object.__setattr__(self, "_by_id", {c.id: c for c in self.categories})
+        object.__setattr__(self, "_by_slug", {c.slug: c for c in self.categories})
+        object.__setattr__(self, "_children", {k: tuple(v) for k, v in children.items()})
+
+    def get(self, *, slug: str) -> CategoryInfo:
+        try:
+            return self._by_slug[slug]
+        except KeyError:
+            raise CategoryNotFound(slug) from None
+
+    def by_id(self, category_id: int) -> CategoryInfo | None:
+        return self._by_id.get(category_id)
+
+    def roots(self) -> tuple[CategoryInfo, ...]:
+        return self._children.get(None, ())
+
+    def children(self, category_id: int) -> tuple[CategoryInfo, ...]:
+        return self._children.get(category_id, ())
+
+    def ancestors(self, category_id: int) -> tuple[CategoryInfo, ...]:
+        """From the root down to the category itself."""
+        path = []
+        node = self._by_id.get(category_id)
+        while node is not None:
+            path.append(node)
+            node = self._by_id.get(node.parent_id) if node.parent_id is not None else None
+        return tuple(reversed(path))
+
+    def descendant_ids(self, category_id: int) -> tuple[int, ...]:
+        """The category and everything below it."""
+        found, stack = [], [category_id]
+        while stack:
+            current = stack.pop()
+            found.append(current)
+            stack.extend(c.id for c in self._children.get(current, ()))
+        return tuple(found)
+
+
+# ---------------------------------------------------------------- listings
+
+
+@dataclass(frozen=True)
+class ListingQuery:
+    """What a shopper asked a listing for. Every value is validated by the caller (shop's forms)."""
+
+    sort: str = "relevance"
+    page: int = 1
+    per_page: int = DEFAULT_PER_PAGE
+    brands: tuple[str, ...] = ()  # brand slugs
+    price_min: Decimal | None = None
+    price_max: Decimal | None = None
+    in_stock: bool = False
+    options: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (option key, accepted values)
+
+    def __post_init__(self) -> None:
+        if self.sort not in SORTS:
+            raise ValueError(f"unknown sort {self.sort!r}")
+        if self.per_page not in PER_PAGE_CHOICES:
+            raise ValueError(f"per_page must be one of {PER_PAGE_CHOICES}")
+        if len(self.options) > MAX_OPTION_FILTERS:
+            raise ValueError(f"at most {MAX_OPTION_FILTERS} option filters")
+
+    @property
+    def filter_key(self) -> str:
+        """What the facets depend on: the filters, not the sort or the page."""
+        return repr((self.brands, self.price_min, self.price_max, self.in_stock, self.options))
+
+
+@dataclass(frozen=True)
+class ProductCard:
+    id: int
+    title: str
+    slug: str
+    brand: str
+    price_min: Decimal | None
+    price_max: Decimal | None
+    compare_at_price: Decimal | None
+    currency: str
+    in_stock: bool
+    image_url: str
+    image_alt: str
+
+    @property
+    def on_sale(self) -> bool:
+        return bool(self.compare_at_price and self.price_min is not None and self.compare_at_price > self.price_min)
+
+    @property
+    def price_varies(self) -> bool:
+        return self.price_min is not None and self.price_max is not None and self.price_max > self.price_min
+
+
+@dataclass(frozen=True)
+class FacetValue:
+    value: str
+    label: str
+    count: int
+    selected: bool
+
+
+@dataclass(frozen=True)
+class Facet:
+    key: str  # query parameter: "brand", or "o_<option key>"
+    label: str
+    values: tuple[FacetValue, ...]
+
+
+@dataclass(frozen=True)
+class ListingFacets:
+    """The facet counts and totals of a listing: the same for every sort and page of it."""
+
+    total: int
+    facets: tuple[Facet, ...]
+    in_stock_count: int
+    price_floor: Decimal | None
+    price_ceiling: Decimal | None
+
+
+@dataclass(frozen=True)
+class ProductListing:
+    items: tuple[ProductCard, ...]
+    total: int
+    page: int
+    per_page: int
+    num_pages: int
+    sort: str
+    facets: tuple[Facet, ...]
+    in_stock_count: int
+    price_floor: Decimal | None
+    price_ceiling: Decimal | None
+
+    @property
+    def has_previous(self) -> bool:
+        return self.page > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.num_pages
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    title: str
+    slug: str  # the product's or the category's
+    kind: str  # "product" or "category"
+
+
+# ---------------------------------------------------------------- product page
+
+
+@dataclass(frozen=True)
+class VariantInfo:
+    id: int
+    product_id: int
+    product_title: str
+    product_slug: str
+    image_url: str
+    sku: str
+    options: tuple[tuple[str, str], ...]
+    price: Decimal
+    compare_at_price: Decimal | None
+    currency: str
+    available: int
+    is_active: bool
+
+    @property
+    def in_stock(self) -> bool:
+        return self.is_active and self.available > 0
+
+    @property
+    def label(self) -> str:
+        return " / ".join(value for _, value in self.options) or self.sku
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    url: str
+    large_url: str
+    listing_url: str
+    alt: str
+
+
+@dataclass(frozen=True)
+class ProductDetail:
+    id: int
+    title: str
+    slug: str
+    brand: str
+    description: str
+    attributes: tuple[tuple[str, str], ...]
+    category_id: int
+    variants: tuple[VariantInfo, ...]
+    images: tuple[ImageInfo, ...]
+    price_min: Decimal | None
+    price_max: Decimal | None
+    currency: str
+    in_stock: bool
+    updated_at: datetime
+
+    @property
+    def option_names(self) -> tuple[str, ...]:
+        names: list[str] = []
+        for variant in self.variants:
+            for name, _ in variant.options:
+                if name not in names:
+                    names.append(name)
+        return tuple(names)
+
+
+# ---------------------------------------------------------------- stock and reservations
+
+
+@dataclass(frozen=True)
+class StockLevel:
+    sku: str
+    on_hand: int
+    reserved: int
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved
+
+
+@dataclass(frozen=True)
+class ReservedLine:
+    variant_id: int
+    sku: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class ReservationInfo:
+    key: str
+    status: str
+    expires_at: datetime
+    lines: tuple[ReservedLine, ...]
+
+
+# ---------------------------------------------------------------- demo data
+
+
+@dataclass(frozen=True)
+class DemoSeedResult:
+    created: int
+    existing: int
+    categories: int
+    brands: int

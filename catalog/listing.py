@@ -1,0 +1,252 @@
+"""Listings: category pages and search results with their facets, featured and newest products, search
+suggestions. Private to catalog."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Count, Exists, Max, Min, OuterRef, Q
+
+from catalog import search as _search
+from catalog.categories import category_tree
+from catalog.data import (
+    SEARCH_MAX_LENGTH,
+    SIZE_ORDER,
+    Facet,
+    FacetValue,
+    ListingFacets,
+    ListingQuery,
+    PageOutOfRange,
+    ProductCard,
+    ProductListing,
+    Suggestion,
+)
+from catalog.images import media_url
+from catalog.models import Product, ProductOptionValue
+from catalog.projection import LISTING_FIELDS
+
+_CARD_FIELDS = ("id", "title", "slug", *LISTING_FIELDS)
+
+
+def _card(row: dict[str, Any]) -> ProductCard:
+    return ProductCard(
+        id=row["id"],
+        title=row["title"],
+        slug=row["slug"],
+        brand=row["brand_name"],
+        price_min=row["min_price"],
+        price_max=row["max_price"],
+        compare_at_price=row["compare_at_price"],
+        currency=row["currency"],
+        in_stock=row["in_stock"],
+        image_url=media_url(row["listing_image"]),
+        image_alt=row["listing_image_alt"] or row["title"],
+    )
+
+
+def _value_order(value: str) -> tuple:
+    if value in SIZE_ORDER:
+        return (0, SIZE_ORDER.index(value), "")
+    number = re.fullmatch(r"(\d+(?:\.\d+)?)\s*\w*", value)
+    if number:
+        return (1, float(number.group(1)), value)
+    return (2, 0, value.lower())
+
+
+def _and(*conditions: Q) -> Q:
+    combined = Q()
+    for condition in conditions:
+        combined &= condition
+    return combined
+
+
+def _count(condition: Q) -> Count:
+    return Count("id", filter=condition) if condition else Count("id")
+
+
+@dataclass(frozen=True)
+class _Filters:
+    base: Any
+    brand: Q
+    price: Q
+    stock: Q
+    options: dict[str, Q]
+
+    def options_except(self, skip: str | None = None) -> Q:
+        return _and(*(q for key, q in self.options.items() if key != skip))
+
+    def matching(self) -> Any:
+        return self.base.filter(self.brand, self.price, self.stock, self.options_except())
+
+
+def _filters(query: ListingQuery, category_id: int | None, text: str | None) -> _Filters:
+    base = Product.objects.filter(is_active=True)
+    if category_id is not None:
+        base = base.filter(category_id__in=category_tree().descendant_ids(category_id))
+    if text:
+        base = base.filter(_search.condition(text[:SEARCH_MAX_LENGTH]))
+    price = Q()
+    if query.price_min is not None:
+        price &= Q(min_price__gte=query.price_min)
+    if query.price_max is not None:
+        price &= Q(min_price__lte=query.price_max)
+    return _Filters(
+        base=base,
+        brand=Q(brand__slug__in=query.brands) if query.brands else Q(),
+        price=price,
+        stock=Q(in_stock=True) if query.in_stock else Q(),
+        options={
+            key: Q(Exists(ProductOptionValue.objects.filter(product_id=OuterRef("pk"), key=key, value__in=values)))
+            for key, values in query.options
+        },
+    )
+
+
+def listing_facets(*, query: ListingQuery, category_id: int | None = None, text: str | None = None) -> ListingFacets:
+    """Totals and facet counts of a category (with its subcategories) or of search results, for these filters.
+
+    Each facet is counted with every filter but its own, so a shopper sees what choosing another value would give.
+    3 queries, plus one per option filtered on. Sort and page do not change the result: callers may cache it.
+    """
+    f = _filters(query, category_id, text)
+    all_options = f.options_except()
+
+    # 1. totals: matching products, how many are in stock, the price span (each ignoring its own filter)
+    totals = f.base.filter(f.brand, all_options).aggregate(
+        n_total=_count(f.price & f.stock),
+        n_in_stock=_count(f.price & Q(in_stock=True)),
+        price_floor=Min("min_price", filter=f.stock) if f.stock else Min("min_price"),
+        price_ceiling=Max("min_price", filter=f.stock) if f.stock else Max("min_price"),
+    )
+
+    # 2. brand facet, counted with every filter but the brand's
+    selected_brands = set(query.brands)
+    brand_rows = (
+        f.base.filter(all_options, f.price, f.stock)
+        .exclude(brand=None)
+        .values("brand__slug", "brand_name")
+        .annotate(n=Count("id"))
+        .order_by("brand_name")
+    )
+    facets = [
+        Facet(
+            "brand",
+            "Brand",
+            tuple(
+                FacetValue(r["brand__slug"], r["brand_name"], r["n"], r["brand__slug"] in selected_brands)
+                for r in brand_rows
+            ),
+        )
+    ]
+
+    # 3. option facets: one query for the options nobody filtered on, one per option filtered on
+    selected_options = dict(query.options)
+    option_rows: list[dict[str, Any]] = list(
+        ProductOptionValue.objects.filter(product__in=f.matching().values("pk"))
+        .exclude(key__in=list(selected_options))
+        .values("key", "name", "value")
+        .annotate(n=Count("product_id"))
+    )
+    for key in selected_options:
+        others = f.base.filter(f.brand, f.price, f.stock, f.options_except(key))
+        option_rows += list(
+            ProductOptionValue.objects.filter(key=key, product__in=others.values("pk"))
+            .values("key", "name", "value")
+            .annotate(n=Count("product_id"))
+        )
+    by_key: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in option_rows:
+        by_key[row["key"]].append(row)
+    for key in sorted(by_key):
+        rows = sorted(by_key[key], key=lambda r: _value_order(r["value"]))
+        chosen = set(selected_options.get(key, ()))
+        values = tuple(FacetValue(r["value"], r["value"], r["n"], r["value"] in chosen) for r in rows)
+        facets.append(Facet(f"o_{key}", rows[0]["name"], values))
+
+    return ListingFacets(
+        total=totals["n_total"],
+        facets=tuple(facet for facet in facets if facet.values),
+        in_stock_count=totals["n_in_stock"],
+        price_floor=totals["price_floor"],
+        price_ceiling=totals["price_ceiling"],
+    )
+
+
+def product_listing(
+    *,
+    query: ListingQuery,
+    category_id: int | None = None,
+    text: str | None = None,
+    facets: ListingFacets | None = None,
+) -> ProductListing:
+    """One page of a category (with its subcategories) or of search results, with its facets.
+
+    Pass `facets` (from listing_facets with the same filters) to reuse counts computed for another sort or page.
+    Runs a fixed number of SQL queries whatever per_page is. Raises PageOutOfRange.
+    """
+    if facets is None:
+        facets = listing_facets(query=query, category_id=category_id, text=text)
+    num_pages = max(1, math.ceil(facets.total / query.per_page))
+    if not 1 <= query.page <= num_pages:
+        raise PageOutOfRange(query.page)
+
+    matching = _filters(query, category_id, text).matching()
+    if query.sort == "price_asc":
+        ordering: tuple[Any, ...] = ("min_price", "id")
+    elif query.sort == "price_desc":
+        ordering = ("-min_price", "id")
+    elif query.sort == "newest":
+        ordering = ("-published_at", "-id")
+    elif text:
+        matching = matching.annotate(relevance=_search.rank(text[:SEARCH_MAX_LENGTH]))
+        ordering = ("-relevance", "-popularity", "id")
+    else:
+        ordering = ("-is_featured", "-popularity", "id")
+    start = (query.page - 1) * query.per_page
+    rows = matching.order_by(*ordering).values(*_CARD_FIELDS)[start : start + query.per_page]
+
+    return ProductListing(
+        items=tuple(_card(r) for r in rows),
+        total=facets.total,
+        page=query.page,
+        per_page=query.per_page,
+        num_pages=num_pages,
+        sort=query.sort,
+        facets=facets.facets,
+        in_stock_count=facets.in_stock_count,
+        price_floor=facets.price_floor,
+        price_ceiling=facets.price_ceiling,
+    )
+
+
+def products_featured(*, limit: int = 8) -> tuple[ProductCard, ...]:
+    rows = Product.objects.filter(is_active=True, is_featured=True).order_by("-popularity", "id")
+    return tuple(_card(r) for r in rows.values(*_CARD_FIELDS)[:limit])
+
+
+def products_newest(*, limit: int = 8) -> tuple[ProductCard, ...]:
+    rows = Product.objects.filter(is_active=True).order_by("-published_at", "-id")
+    return tuple(_card(r) for r in rows.values(*_CARD_FIELDS)[:limit])
+
+
+def product_suggest(*, text: str, limit: int = 8) -> tuple[Suggestion, ...]:
+    """Autocomplete: categories whose name contains the text, then the best-matching product titles."""
+    text = text.strip()[:SEARCH_MAX_LENGTH]
+    if len(text) < 2:
+        return ()
+    lowered = text.lower()
+    categories = [c for c in category_tree().categories if lowered in c.name.lower()]
+    found = [Suggestion(c.name, c.slug, "category") for c in categories[:3]]
+    rows = (
+        Product.objects.filter(is_active=True)
+        .filter(_search.suggest_condition(text))
+        .annotate(score=_search.suggest_rank(text))
+        .order_by("-score", "-popularity", "id")
+        .values_list("title", "slug")[: limit - len(found)]
+    )
+    found += [Suggestion(title, slug, "product") for title, slug in rows]
+    return tuple(found)

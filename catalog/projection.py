@@ -1,0 +1,117 @@
+"""The listing read model: the fields of Product that listings show (prices, stock flag, image, brand, option
+values, search vector), recomputed from variants, stock and images; and image renditions. Private to catalog."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+from django.conf import settings
+from django.utils.text import slugify
+
+from catalog import search as _search
+from catalog.events import ProductChanged
+from catalog.images import make_renditions
+from catalog.models import Product, ProductImage, ProductOptionValue, StockItem, Variant
+from kernel.bus import publish
+from kernel.db import atomic
+
+# The fields of Product that refresh_products recomputes for listings (the read model), in the model's order.
+LISTING_FIELDS = (
+    "brand_name",
+    "min_price",
+    "max_price",
+    "compare_at_price",
+    "currency",
+    "in_stock",
+    "listing_image",
+    "listing_image_alt",
+)
+
+
+def option_key(name: str) -> str:
+    return slugify(name) or "option"
+
+
+def _listing_fields(product: Product) -> tuple:
+    return (
+        product.brand_name,
+        product.min_price,
+        product.max_price,
+        product.compare_at_price,
+        product.in_stock,
+        product.listing_image,
+        product.listing_image_alt,
+    )
+
+
+@atomic(module="catalog")
+def refresh_products(
+    *, product_ids: Iterable[int], publish_events: bool = True, listing_changed: bool | None = None
+) -> int:
+    """Recompute what listings show of these products (prices, stock flag, image, brand, option values, search
+    vector) from their variants, stock and images, and publish catalog.product.changed.v1 for each.
+
+    listing_changed=True says the caller changed what listings show itself (a title edited in the admin); by
+    default it is worked out from the recomputed fields. publish_events=False is for bulk imports, which publish
+    one CategoriesChanged at the end instead.
+    Returns how many products were refreshed.
+    """
+    ids = sorted(set(product_ids))
+    if not ids:
+        return 0
+    products = {p.pk: p for p in Product.objects.select_related("brand").filter(pk__in=ids)}
+    before = {pk: _listing_fields(p) for pk, p in products.items()}
+    variants: dict[int, list[Variant]] = defaultdict(list)
+    for v in Variant.objects.filter(product_id__in=ids, is_active=True).select_related("stock"):
+        variants[v.product_id].append(v)
+    first_image: dict[int, ProductImage] = {}
+    for image in ProductImage.objects.filter(product_id__in=ids).order_by("product_id", "position", "id"):
+        first_image.setdefault(image.product_id, image)
+
+    # every variant has a stock row (new variants from the admin start at zero)
+    StockItem.objects.bulk_create(
+        [StockItem(variant_id=v.pk) for own in variants.values() for v in own if not hasattr(v, "stock")],
+        ignore_conflicts=True,
+    )
+    options: list[ProductOptionValue] = []
+    for pk, product in products.items():
+        own = variants.get(pk, [])
+        prices = [v.price for v in own]
+        product.brand_name = product.brand.name if product.brand else ""
+        product.min_price = min(prices) if prices else None
+        product.max_price = max(prices) if prices else None
+        compare = [v.compare_at_price for v in own if v.compare_at_price]
+        product.compare_at_price = max(compare) if compare else None
+        product.currency = own[0].currency if own else settings.SHOP_CURRENCY
+        product.in_stock = any(getattr(v, "stock", None) is not None and v.stock.available > 0 for v in own)
+        image = first_image.get(pk)
+        product.listing_image = (image.listing or image.image.name) if image else ""
+        product.listing_image_alt = image.alt_text if image else ""
+        seen: set[tuple[str, str]] = set()
+        for v in own:
+            for name, value in (v.options or {}).items():
+                pair = (option_key(str(name)), str(value))
+                if pair not in seen:
+                    seen.add(pair)
+                    options.append(ProductOptionValue(product_id=pk, key=pair[0], name=str(name), value=pair[1]))
+
+    Product.objects.bulk_update(products.values(), LISTING_FIELDS, batch_size=500)
+    ProductOptionValue.objects.filter(product_id__in=ids).delete()
+    ProductOptionValue.objects.bulk_create(options, batch_size=2000)
+    _search.update_vectors(Product, ids)
+    if publish_events:
+        for pk, product in products.items():
+            changed = listing_changed if listing_changed is not None else before[pk] != _listing_fields(product)
+            publish(ProductChanged(product_id=pk, slug=product.slug, listing_changed=changed))
+    return len(products)
+
+
+def images_render(*, product_id: int) -> int:
+    """Make the listing and large renditions of a product's images that lack them; returns how many."""
+    made = 0
+    for image in ProductImage.objects.filter(product_id=product_id, listing=""):
+        names = make_renditions(image.image.name)
+        ProductImage.objects.filter(pk=image.pk).update(listing=names["listing"], large=names["large"])
+        made += 1
+    return made

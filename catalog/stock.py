@@ -1,0 +1,258 @@
+"""Stock levels and reservations: stock-takes, holding stock for an order, turning it into a sale, releasing and
+returning it, expiring what was never paid. Private to catalog."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+
+from django.db import IntegrityError, connections
+from django.db.models import F
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from catalog.data import (
+    OutOfStock,
+    ReservationInfo,
+    ReservationNotFound,
+    ReservedLine,
+    StockBelowReserved,
+    StockLevel,
+    UnknownSku,
+)
+from catalog.events import StockChanged
+from catalog.models import Reservation, ReservationLine, StockItem, Variant
+from catalog.projection import refresh_products
+from kernel.bus import publish
+from kernel.db import atomic, db_for_module, unique
+
+ReservationStatus = Reservation.Status  # held, committed (sold), released: compare against these, never strings
+
+
+def stock_set(*, sku: str, on_hand: int) -> StockLevel:
+    """Set the counted stock of a SKU (a stock-take or a delivery booked in). Raises UnknownSku,
+    StockBelowReserved, or ValueError for a negative quantity."""
+    if on_hand < 0:
+        raise ValueError("on-hand stock cannot be negative")
+    with atomic(module="catalog"):
+        variant = Variant.objects.filter(sku=sku).select_related("product").only("id", "sku", "product__slug").first()
+        if variant is None:
+            raise UnknownSku(sku)
+        stock, _ = StockItem.objects.select_for_update().get_or_create(variant_id=variant.pk)
+        if on_hand < stock.reserved:
+            raise StockBelowReserved(f"{sku}: {stock.reserved} are reserved for orders in progress")
+        was_available = stock.available
+        stock.on_hand = on_hand
+        stock.save(update_fields=["on_hand"])
+        if stock.available != was_available:
+            publish(
+                StockChanged(
+                    variant_id=variant.pk,
+                    sku=sku,
+                    product_id=variant.product_id,
+                    product_slug=variant.product.slug,
+                    available=stock.available,
+                    available_before=was_available,
+                )
+            )
+            refresh_products(product_ids=[variant.product_id])
+    return StockLevel(sku=sku, on_hand=stock.on_hand, reserved=stock.reserved)
+
+
+def _reservation_info(reservation: Reservation, lines: Iterable[ReservationLine] | None = None) -> ReservationInfo:
+    """lines, if given, must come with their variant (select_related); otherwise they are read."""
+    if lines is None:
+        lines = reservation.lines.select_related("variant").order_by("variant_id")
+    reserved = tuple(ReservedLine(line.variant_id, line.variant.sku, line.quantity) for line in lines)
+    return ReservationInfo(reservation.key, reservation.status, reservation.expires_at, reserved)
+
+
+def _publish_stock(changes: dict[int, int]) -> None:
+    """Tell the shop about stock that changed ({variant_id: change in available}), and refresh the listings of
+    products whose availability flipped."""
+    rows = list(
+        StockItem.objects.filter(variant_id__in=list(changes)).values_list(
+            "variant_id", "variant__sku", "variant__product_id", "variant__product__slug", "on_hand", "reserved",
+            "variant__product__in_stock",
+        )
+    )  # fmt: skip
+    _announce_stock(
+        (variant_id, sku, product_id, slug, on_hand - reserved, on_hand - reserved - changes[variant_id], in_stock)
+        for variant_id, sku, product_id, slug, on_hand, reserved, in_stock in rows
+    )
+
+
+def _announce_stock(levels: Iterable[tuple[int, str, int, str, int, int, bool]]) -> None:
+    """Publish StockChanged for (variant_id, sku, product_id, slug, available, available before, product in stock)
+    and refresh the listing fields of products whose in-stock flag no longer holds."""
+    flipped = set()
+    for variant_id, sku, product_id, slug, available, before, product_in_stock in levels:
+        publish(
+            StockChanged(variant_id=variant_id, sku=sku, product_id=product_id, product_slug=slug, available=available,
+                         available_before=before)
+        )  # fmt: skip
+        if (available > 0) != product_in_stock:
+            flipped.add(product_id)
+    if flipped:
+        refresh_products(product_ids=flipped)
+
+
+def _hold(variant_id: int, quantity: int) -> int | None:
+    """Reserve quantity of one variant if that many are available; returns what is available afterwards, or None.
+
+    The condition must stay on the stock row itself (no join, no subquery): PostgreSQL re-checks it on the row's
+    latest version after waiting for a concurrent buyer's lock, so two buyers cannot both pass it. RETURNING saves
+    reading the level back (PostgreSQL, and SQLite >= 3.35).
+    """
+    connection = connections[db_for_module("catalog")]
+    quote = connection.ops.quote_name
+    table, on_hand, reserved, variant = (
+        quote(StockItem._meta.db_table), quote("on_hand"), quote("reserved"), quote("variant_id")
+    )  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET {reserved} = {reserved} + %s WHERE {variant} = %s AND {on_hand} >= {reserved} + %s "  # noqa: S608
+            f"RETURNING {on_hand} - {reserved}",
+            [quantity, variant_id, quantity],
+        )
+        row = cursor.fetchone()
+    return None if row is None else row[0]
+
+
+def stock_reserve(*, key: str, lines: Iterable[tuple[int, int]], ttl_seconds: int = 900) -> ReservationInfo:
+    """Hold stock for (variant_id, quantity) lines until committed, released or expired.
+
+    Each line is a conditional update (available >= quantity) taken in variant-id order, so two buyers never
+    deadlock and stock never goes below zero (the database checks it as well). All lines or none: raises
+    OutOfStock for the first that cannot be held. Idempotent: the same key returns the reservation made first
+    (the unique key refuses a second one, even at the same moment).
+    """
+    wanted: dict[int, int] = defaultdict(int)
+    for variant_id, quantity in lines:
+        if quantity < 1:
+            raise ValueError("quantities must be at least 1")
+        wanted[int(variant_id)] += int(quantity)
+    if not wanted:
+        raise ValueError("nothing to reserve")
+    try:
+        with atomic(module="catalog"):
+            reservation = Reservation.objects.create(
+                key=key, expires_at=timezone.now() + timedelta(seconds=ttl_seconds)
+            )
+            on_sale = {
+                row[0]: row[1:]
+                for row in Variant.objects.filter(pk__in=wanted, is_active=True, product__is_active=True).values_list(
+                    "pk", "sku", "product_id", "product__slug", "product__in_stock"
+                )
+            }  # fmt: skip
+            levels = []
+            for variant_id in sorted(wanted):
+                quantity = wanted[variant_id]
+                available = _hold(variant_id, quantity) if variant_id in on_sale else None
+                if available is None:
+                    variant = Variant.objects.select_related("product", "stock").filter(pk=variant_id).first()
+                    if variant is None:
+                        raise OutOfStock(str(variant_id), "This product", quantity, 0)
+                    stock = getattr(variant, "stock", None)
+                    available = max(stock.available, 0) if stock and variant_id in on_sale else 0
+                    raise OutOfStock(variant.sku, variant.product.title, quantity, available)
+                sku, product_id, slug, in_stock = on_sale[variant_id]
+                levels.append((variant_id, sku, product_id, slug, available, available + quantity, in_stock))
+            ReservationLine.objects.bulk_create(
+                [ReservationLine(reservation=reservation, variant_id=v, quantity=q) for v, q in sorted(wanted.items())]
+            )
+            _announce_stock(levels)
+    except IntegrityError:  # this key was reserved before (or at the same moment): the first one stands
+        existing = unique(Reservation.objects.filter(key=key))
+        if existing is None:
+            raise
+        return _reservation_info(existing)
+    held = tuple(ReservedLine(variant_id, sku, wanted[variant_id]) for variant_id, sku, *_ in levels)
+    return ReservationInfo(reservation.key, reservation.status, reservation.expires_at, held)
+
+
+def _settle(key: str, to_status: str) -> ReservationInfo:
+    """Take a held reservation to to_status and move its stock; a reservation no longer held is left as it is.
+
+    The conditional UPDATE is the lock: a concurrent settle of the same key waits for it, then finds the
+    reservation no longer held and changes nothing.
+    """
+    connection = connections[db_for_module("catalog")]
+    quote = connection.ops.quote_name
+    # No savepoint: inside an order's transaction this is one more step of it, and any error undoes both.
+    with atomic(module="catalog", savepoint=False):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {quote(Reservation._meta.db_table)} SET {quote('status')} = %s "  # noqa: S608
+                f"WHERE {quote('key')} = %s AND {quote('status')} = %s RETURNING {quote('id')}, {quote('expires_at')}",
+                [to_status, key, Reservation.Status.HELD],
+            )
+            settled = cursor.fetchone()
+        if settled is not None:
+            reservation_id, expires_at = settled
+            status = str(to_status)
+            lines = list(
+                ReservationLine.objects.filter(reservation_id=reservation_id)
+                .order_by("variant_id")
+                .values_list("variant_id", "variant__sku", "quantity")
+            )
+            for variant_id, _, quantity in lines:
+                change = {"reserved": F("reserved") - quantity}
+                if to_status == Reservation.Status.COMMITTED:
+                    change["on_hand"] = F("on_hand") - quantity
+                StockItem.objects.filter(variant_id=variant_id).update(**change)
+            if to_status == Reservation.Status.RELEASED:
+                _publish_stock({variant_id: quantity for variant_id, _, quantity in lines})
+    if settled is None:  # not held (any more): report it as it stands, or raise outside the block
+        reservation = unique(Reservation.objects.filter(key=key))
+        if reservation is None:
+            raise ReservationNotFound(key)
+        return _reservation_info(reservation)
+    if isinstance(expires_at, str):  # SQLite gives RETURNING columns as stored (in UTC), without Django's converters
+        expires_at = parse_datetime(expires_at)
+    if timezone.is_naive(expires_at):
+        expires_at = timezone.make_aware(expires_at, UTC)
+    return ReservationInfo(key, status, expires_at, tuple(ReservedLine(v, sku, q) for v, sku, q in lines))
+
+
+def stock_commit(*, key: str) -> ReservationInfo:
+    """The order is paid: held stock becomes a sale (on hand and reserved both go down). Idempotent."""
+    return _settle(key, Reservation.Status.COMMITTED)
+
+
+def stock_release(*, key: str) -> ReservationInfo:
+    """The order will not happen: held stock is free again. Idempotent; a sold reservation is left as it is."""
+    return _settle(key, Reservation.Status.RELEASED)
+
+
+def stock_restock(*, key: str) -> ReservationInfo:
+    """The order is cancelled: held stock is released, sold stock returns to on-hand. Idempotent."""
+    with atomic(module="catalog"):
+        reservation = unique(Reservation.objects.select_for_update().filter(key=key))
+        if reservation is None:
+            raise ReservationNotFound(key)
+        if reservation.status != Reservation.Status.COMMITTED:
+            sold = False
+        else:
+            sold = True
+            lines = list(reservation.lines.order_by("variant_id"))
+            for line in lines:
+                StockItem.objects.filter(variant_id=line.variant_id).update(on_hand=F("on_hand") + line.quantity)
+            reservation.status = Reservation.Status.RELEASED
+            reservation.save(update_fields=["status"])
+            _publish_stock({line.variant_id: line.quantity for line in lines})
+    return _reservation_info(reservation) if sold else stock_release(key=key)
+
+
+def reservations_expire(*, now: datetime | None = None, limit: int = 500) -> int:
+    """Release held reservations past their time (the periodic task). Returns how many."""
+    now = now or timezone.now()
+    keys = list(
+        Reservation.objects.filter(status=Reservation.Status.HELD, expires_at__lt=now).values_list("key", flat=True)[
+            :limit
+        ]
+    )
+    for key in keys:
+        stock_release(key=key)
+    return len(keys)
