@@ -22,6 +22,7 @@ from catalog.services import OutOfStock
 from orders import services as orders
 from payments.services import GatewayUnavailable, PaymentError, payment_authorize, payment_get, payment_refresh
 from shop import cart
+from shop.cart_views import cart_storage
 from shop.checkout_forms import CheckoutForm
 
 SESSION_KEY = "checkout"
@@ -33,7 +34,7 @@ def _no_store(response: HttpResponse) -> HttpResponse:
 
 
 def _cart_lines_or_redirect(request: HttpRequest):
-    lines = cart.lines_for_order(request)
+    lines = cart.lines_for_order(cart_storage(request))
     if not lines:
         messages.info(request, "Your cart is empty.")
         return None
@@ -105,7 +106,7 @@ def place(request: HttpRequest) -> HttpResponse:
         if not current:
             messages.error(request, "This page was out of date. Please check your order and place it again.")
             return redirect("shop:checkout-review")
-        lines = cart.lines_for_order(request)
+        lines = cart.lines_for_order(cart_storage(request))
         try:
             order = orders.order_place(
                 idempotency_key=key, lines=lines, shipping_method=details_["shipping_method"],
@@ -151,7 +152,7 @@ def payment_return(request: HttpRequest, number: str) -> HttpResponse:
         if order.status == "pending_payment" and payment.status != "pending":  # the outcome moved the order on
             order = orders.order_current(order)
     if order.status not in ("pending_payment", "cancelled"):
-        cart.clear(request)
+        cart.clear(cart_storage(request))
         request.session.pop(SESSION_KEY, None)
         state = "paid"
     elif order.status == "cancelled" and payment is not None and payment.status == "failed":
