@@ -21,5 +21,6 @@ def merge_cart_on_login(sender, request, user, **kwargs) -> None:
 
     if request is None:
         return
-    for note in cart.merge_into_account(request, user):
+    visitor, account = cart.SessionCartStorage(request.session), cart.DatabaseCartStorage(user.pk)
+    for note in cart.merge(source=visitor, target=account):
         messages.warning(request, note)

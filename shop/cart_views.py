@@ -13,6 +13,13 @@ from django.views.decorators.http import require_POST, require_safe
 from shop import cart
 
 
+def cart_storage(request: HttpRequest) -> cart.CartStorage:
+    """The request's cart: the account's for a signed-in customer, else the session's."""
+    if request.user.is_authenticated:
+        return cart.DatabaseCartStorage(request.user.pk)
+    return cart.SessionCartStorage(request.session)
+
+
 def _wants_json(request: HttpRequest) -> bool:
     return "application/json" in request.headers.get("Accept", "")
 
@@ -34,7 +41,12 @@ def _fail(request: HttpRequest, error: cart.CartError) -> HttpResponse:
 def _done(request: HttpRequest, change: cart.Change) -> HttpResponse:
     if _wants_json(request):
         return JsonResponse(
-            {"ok": True, "message": change.message, "quantity": change.quantity, "count": cart.count(request)}
+            {
+                "ok": True,
+                "message": change.message,
+                "quantity": change.quantity,
+                "count": cart.count(cart_storage(request)),
+            }
         )
     (messages.warning if change.capped else messages.success)(request, change.message)
     return _back(request)
@@ -45,7 +57,7 @@ def cart_add(request: HttpRequest) -> HttpResponse:
     try:
         variant_id = cart.parse_variant(request.POST.get("variant", ""))
         quantity = cart.parse_quantity(request.POST.get("quantity", "1"))
-        change = cart.add(request, variant_id=variant_id, quantity=quantity)
+        change = cart.add(cart_storage(request), variant_id=variant_id, quantity=quantity)
     except cart.CartError as error:
         return _fail(request, error)
     return _done(request, change)
@@ -56,7 +68,7 @@ def cart_update(request: HttpRequest) -> HttpResponse:
     try:
         variant_id = cart.parse_variant(request.POST.get("variant", ""))
         quantity = cart.parse_quantity(request.POST.get("quantity", ""), allow_zero=True)
-        change = cart.set_quantity(request, variant_id=variant_id, quantity=quantity)
+        change = cart.set_quantity(cart_storage(request), variant_id=variant_id, quantity=quantity)
     except cart.CartError as error:
         return _fail(request, error)
     return _done(request, change)
@@ -65,7 +77,7 @@ def cart_update(request: HttpRequest) -> HttpResponse:
 @require_POST
 def cart_remove(request: HttpRequest) -> HttpResponse:
     try:
-        change = cart.remove(request, variant_id=cart.parse_variant(request.POST.get("variant", "")))
+        change = cart.remove(cart_storage(request), variant_id=cart.parse_variant(request.POST.get("variant", "")))
     except cart.CartError as error:
         return _fail(request, error)
     return _done(request, change)
@@ -73,6 +85,6 @@ def cart_remove(request: HttpRequest) -> HttpResponse:
 
 @require_safe
 def cart_page(request: HttpRequest) -> HttpResponse:
-    response = render(request, "shop/cart.html", {"cart": cart.view(request), "max_quantity": 99})
+    response = render(request, "shop/cart.html", {"cart": cart.view(cart_storage(request)), "max_quantity": 99})
     add_never_cache_headers(response)
     return response

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -11,9 +10,10 @@ MAX_LINE_QUANTITY = 99
 
 
 class CartLine(models.Model):
-    """One variant in a customer's cart. The variant is catalog's: kept by id, never by foreign key."""
+    """One variant in a customer's cart. The variant is catalog's and the customer is accounts': both are kept by
+    id, never by foreign key. A deleted account's lines are removed on accounts.user.deleted.v1 (shop.handlers)."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="cart_lines")
+    user_id = models.BigIntegerField(db_index=True)
     variant_id = models.PositiveBigIntegerField()
     quantity = models.PositiveIntegerField()
     price_seen = models.DecimalField(
@@ -25,7 +25,7 @@ class CartLine(models.Model):
     class Meta:
         ordering = ["added_at", "id"]
         constraints = [
-            models.UniqueConstraint(fields=["user", "variant_id"], name="cart_line_once_per_variant"),
+            models.UniqueConstraint(fields=["user_id", "variant_id"], name="cart_line_once_per_variant"),
             models.CheckConstraint(
                 condition=Q(quantity__gte=1, quantity__lte=MAX_LINE_QUANTITY), name="cart_line_quantity_range"
             ),

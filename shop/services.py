@@ -1,4 +1,211 @@
-"""Public face of shop: the functions other modules may call (keyword-only, plain values in and out).
+"""Public face of shop: the checkout, the process that turns a cart into an order (keyword-only, plain values in
+and out).
 
-Nothing is offered yet; the issue that builds shop adds its services here.
+    quote = checkout_quote(lines=[(variant_id, 2)], shipping_method="standard")
+    started = checkout_place(token=..., review_token=..., details=..., lines=..., user_id=..., site_url=...)
+    outcome = checkout_return(number=started.order_number, user_id=..., access_token=started.access_token)
+
+The process is shop's; the rules are the services': catalog holds the stock, orders prices and keeps the order,
+payments talks to the gateway. Each of them opens its own transaction, so the checkout opens none around them (one
+module, one transaction). Placing is idempotent by the review form's one-time token: a second "Place order" with
+the same token finds the same order and the same payment.
+
+Refusals are CheckoutError subclasses whose message is meant for the customer.
 """
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from django.conf import settings
+from django.urls import reverse
+
+from accounts.services import AddressInfo, address_list
+from catalog.services import OutOfStock
+from orders import services as orders
+from orders.services import OrderInfo, Quote, ShippingMethod
+from payments.services import GatewayUnavailable, PaymentError, PaymentInfo, payment_authorize, payment_refresh
+
+CheckoutState = Literal["paid", "failed", "cancelled", "pending"]
+MAX_TOKEN_LENGTH = 64
+
+__all__ = [
+    "CartEmpty",
+    "CartUnavailable",
+    "CheckoutDetails",
+    "CheckoutError",
+    "CheckoutOptions",
+    "CheckoutOutcome",
+    "CheckoutStarted",
+    "CheckoutState",
+    "OrderNotFound",
+    "PaymentNotStarted",
+    "ReviewOutOfDate",
+    "checkout_options",
+    "checkout_place",
+    "checkout_quote",
+    "checkout_return",
+]
+
+
+class CheckoutError(Exception):
+    """The checkout cannot go on; the message says why, in words for the customer."""
+
+
+class CartEmpty(CheckoutError):
+    """There is nothing in the cart to check out."""
+
+
+class CartUnavailable(CheckoutError):
+    """A line of the cart cannot be bought (taken off sale, out of stock): the cart needs adjusting."""
+
+
+class ReviewOutOfDate(CheckoutError):
+    """The "Place order" form is missing its token or is not the review page shown last: review again."""
+
+
+class PaymentNotStarted(CheckoutError):
+    """The gateway could not be asked to take the payment. Nothing was charged; placing again is safe."""
+
+
+class OrderNotFound(CheckoutError):
+    """No such order for this customer (or this guest's access token)."""
+
+
+@dataclass(frozen=True)
+class CheckoutDetails:
+    """What the customer entered on the details page."""
+
+    email: str
+    address: Mapping[str, str]
+    shipping_method: str
+
+
+@dataclass(frozen=True)
+class CheckoutOptions:
+    """What the details page offers: the cart priced, the delivery methods for it, the saved addresses."""
+
+    quote: Quote
+    shipping_methods: tuple[ShippingMethod, ...]
+    addresses: tuple[AddressInfo, ...]
+
+
+@dataclass(frozen=True)
+class CheckoutStarted:
+    """An order placed and its payment started."""
+
+    order_number: str
+    access_token: str
+    return_url: str  # the confirmation page, where the gateway sends the customer back
+    next_url: str  # where to send the customer now: the gateway's page, or straight back when there is none
+
+
+@dataclass(frozen=True)
+class CheckoutOutcome:
+    """Where an order stands when the customer comes back from the gateway."""
+
+    order: OrderInfo
+    payment: PaymentInfo | None
+    state: CheckoutState
+
+    @property
+    def paid(self) -> bool:
+        return self.state == "paid"
+
+
+def checkout_quote(*, lines: Sequence[tuple[int, int]], shipping_method: str = "standard") -> Quote:
+    """The cart's (variant id, quantity) lines priced now, with delivery and tax."""
+    if not lines:
+        raise CartEmpty("Your cart is empty.")
+    try:
+        return orders.order_quote(lines=list(lines), shipping_method=shipping_method)
+    except orders.UnavailableItem as exc:
+        raise CartUnavailable(str(exc)) from exc
+
+
+def checkout_options(*, lines: Sequence[tuple[int, int]], user_id: int | None) -> CheckoutOptions:
+    """The details page's choices: the priced cart, the delivery methods for its subtotal, the saved addresses."""
+    quote = checkout_quote(lines=lines)
+    return CheckoutOptions(
+        quote=quote,
+        shipping_methods=orders.shipping_methods(subtotal=quote.subtotal),
+        addresses=address_list(user_id=user_id) if user_id is not None else (),
+    )
+
+
+def checkout_place(
+    *,
+    token: str,
+    review_token: str | None,
+    details: CheckoutDetails | None,
+    lines: Sequence[tuple[int, int]],
+    user_id: int | None,
+    site_url: str,
+) -> CheckoutStarted:
+    """Place the order (stock reserved, order pending payment) and start its payment.
+
+    token: the one sent by the "Place order" form; review_token: the one of the review page shown last, with the
+    details it showed. Placing and paying are idempotent by the token, so pressing twice, or the browser sending the
+    form again, finds the order and payment of the first time. site_url ("https://shop.example.com") prefixes the
+    addresses given to the gateway.
+    """
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        raise ReviewOutOfDate("Please review your order again before placing it.")
+    key = f"checkout:{token}"
+    current = details is not None and token == review_token
+    order = None if current else orders.order_by_key(idempotency_key=key)
+    if order is None:
+        if not current:
+            raise ReviewOutOfDate("This page was out of date. Please check your order and place it again.")
+        try:
+            order = orders.order_place(
+                idempotency_key=key, lines=list(lines), shipping_method=details.shipping_method,
+                shipping_address=dict(details.address), email=details.email, user_id=user_id,
+            )  # fmt: skip
+        except OutOfStock as exc:
+            raise CartUnavailable(f"{exc} Your cart is unchanged; please adjust it.") from exc
+        except (orders.EmptyBasket, orders.UnavailableItem) as exc:
+            raise CartUnavailable(str(exc)) from exc
+    return_url = site_url + reverse("shop:checkout-return", args=[order.number]) + f"?t={order.access_token}"
+    try:
+        payment = payment_authorize(
+            reference=order.number, amount=order.total, currency=order.currency, idempotency_key=key,
+            return_url=return_url,
+            notify_url=site_url + reverse("payments:notify", args=[settings.PAYMENTS_GATEWAY]),
+        )  # fmt: skip
+    except (PaymentError, GatewayUnavailable) as exc:
+        raise PaymentNotStarted(
+            f"We could not start the payment ({exc}). Nothing was charged; please try again."
+        ) from exc
+    orders.order_attach_payment(number=order.number, payment_id=payment.id)
+    next_url = return_url if payment.status == "failed" or not payment.redirect_url else payment.redirect_url
+    return CheckoutStarted(
+        order_number=order.number, access_token=order.access_token, return_url=return_url, next_url=next_url
+    )
+
+
+def checkout_return(*, number: str, user_id: int | None, access_token: str | None) -> CheckoutOutcome:
+    """The customer is back from the gateway: while the payment is pending, ask the gateway for its outcome (which
+    moves the order on), then say where the order stands: paid (confirmed), failed (the payment was refused),
+    cancelled, or pending (still confirming)."""
+    try:
+        order = orders.order_get(number=number, user_id=user_id, access_token=access_token, history=False)
+    except orders.OrderNotFound:
+        raise OrderNotFound("No such order") from None
+    payment = None
+    if order.payment_id and order.status in ("pending_payment", "cancelled"):
+        payment = payment_refresh(payment_id=order.payment_id)  # asks the gateway while the payment is pending
+        if order.status == "pending_payment" and payment.status != "pending":  # the outcome moved the order on
+            order = orders.order_current(order)
+    state: CheckoutState
+    if order.status not in ("pending_payment", "cancelled"):
+        state = "paid"
+    elif order.status == "cancelled" and payment is not None and payment.status == "failed":
+        state = "failed"
+    elif order.status == "cancelled":
+        state = "cancelled"
+    else:
+        state = "pending"
+    return CheckoutOutcome(order=order, payment=payment, state=state)

@@ -210,3 +210,30 @@ def test_coming_back_before_the_gateways_callback_confirms_the_order_once_and_ch
     place_budget, return_budget = {"postgresql": (18, 23)}.get(connection.vendor, (21, 27))
     assert len(placing) <= place_budget, placing
     assert len(returning) <= return_budget, returning
+
+
+def test_the_checkout_service_places_once_per_token_and_reports_the_outcome(lamp, django_capture_on_commit_callbacks):
+    """shop.services without the pages: the same token finds the same order, a stale one is refused."""
+    from shop import services
+
+    address = {k: DETAILS[k] for k in ("full_name", "line1", "postal_code", "city", "country")}
+    details = services.CheckoutDetails(email="guest@example.com", address=address, shipping_method="standard")
+    place = {"details": details, "lines": [(lamp.pk, 2)], "user_id": None, "site_url": "http://testserver"}
+    with django_capture_on_commit_callbacks(execute=True):
+        first = services.checkout_place(token="t1", review_token="t1", **place)
+        again = services.checkout_place(token="t1", review_token="t2", **place)  # an older review page, resent
+    assert first == again
+    assert first.return_url == f"http://testserver/checkout/return/{first.order_number}/?t={first.access_token}"
+    assert first.next_url.startswith("/payments/test-gateway/pay/")
+    assert (Order.objects.count(), Payment.objects.count()) == (1, 1)
+    with pytest.raises(services.ReviewOutOfDate):
+        services.checkout_place(token="t0", review_token="t2", **place)
+    with pytest.raises(services.ReviewOutOfDate):
+        services.checkout_place(token="", review_token="", **place)
+    with pytest.raises(services.CartEmpty):
+        services.checkout_quote(lines=[])
+
+    outcome = services.checkout_return(number=first.order_number, user_id=None, access_token=first.access_token)
+    assert (outcome.state, outcome.order.status, outcome.payment.status) == ("pending", "pending_payment", "pending")
+    with pytest.raises(services.OrderNotFound):
+        services.checkout_return(number=first.order_number, user_id=None, access_token="wrong")
