@@ -25,8 +25,15 @@ from django.urls import reverse
 from accounts.services import AddressInfo, address_list
 from catalog.services import OutOfStock
 from orders import services as orders
-from orders.services import OrderInfo, Quote, ShippingMethod
-from payments.services import GatewayUnavailable, PaymentError, PaymentInfo, payment_authorize, payment_refresh
+from orders.services import OrderInfo, OrderStatus, Quote, ShippingMethod
+from payments.services import (
+    GatewayUnavailable,
+    PaymentError,
+    PaymentInfo,
+    PaymentStatus,
+    payment_authorize,
+    payment_refresh,
+)
 
 CheckoutState = Literal["paid", "failed", "cancelled", "pending"]
 MAX_TOKEN_LENGTH = 64
@@ -180,7 +187,8 @@ def checkout_place(
             f"We could not start the payment ({exc}). Nothing was charged; please try again."
         ) from exc
     orders.order_attach_payment(number=order.number, payment_id=payment.id)
-    next_url = return_url if payment.status == "failed" or not payment.redirect_url else payment.redirect_url
+    failed = payment.status == PaymentStatus.FAILED
+    next_url = return_url if failed or not payment.redirect_url else payment.redirect_url
     return CheckoutStarted(
         order_number=order.number, access_token=order.access_token, return_url=return_url, next_url=next_url
     )
@@ -195,16 +203,17 @@ def checkout_return(*, number: str, user_id: int | None, access_token: str | Non
     except orders.OrderNotFound:
         raise OrderNotFound("No such order") from None
     payment = None
-    if order.payment_id and order.status in ("pending_payment", "cancelled"):
+    undecided = (OrderStatus.PENDING_PAYMENT, OrderStatus.CANCELLED)
+    if order.payment_id and order.status in undecided:
         payment = payment_refresh(payment_id=order.payment_id)  # asks the gateway while the payment is pending
-        if order.status == "pending_payment" and payment.status != "pending":  # the outcome moved the order on
+        if order.status == OrderStatus.PENDING_PAYMENT and payment.status != PaymentStatus.PENDING:  # moved on
             order = orders.order_current(order)
     state: CheckoutState
-    if order.status not in ("pending_payment", "cancelled"):
+    if order.status not in undecided:
         state = "paid"
-    elif order.status == "cancelled" and payment is not None and payment.status == "failed":
+    elif order.status == OrderStatus.CANCELLED and payment is not None and payment.status == PaymentStatus.FAILED:
         state = "failed"
-    elif order.status == "cancelled":
+    elif order.status == OrderStatus.CANCELLED:
         state = "cancelled"
     else:
         state = "pending"
