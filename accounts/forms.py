@@ -64,15 +64,14 @@ class SignInForm(AuthenticationForm):
         email = self.data.get("username", "")
         ip = client_ip(self.request) if self.request else "unknown"
         try:
-            throttle.check(email, ip)
+            throttle.attempt(email, ip)  # takes a slot before the password is checked, atomically
         except throttle.Throttled as exc:
             raise forms.ValidationError(exc.message, code="throttled") from None
-        try:
-            cleaned = super().clean()
-        except forms.ValidationError:
-            throttle.failed(email, ip)
-            raise
-        throttle.succeeded(email, ip)
+        cleaned = super().clean()  # a wrong password raises here, and the slot stays taken: a failure
+        if self.user_cache is not None:
+            throttle.succeeded(email, ip)
+        else:  # a field was left empty, so no password was checked; that must not clear the failures either
+            throttle.not_checked(email, ip)
         return cleaned
 
 

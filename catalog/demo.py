@@ -26,6 +26,7 @@ from catalog.images import encode_jpeg, make_renditions
 from catalog.models import Brand, Category, Product, ProductImage, StockItem, Variant
 from catalog.projection import refresh_products
 from kernel.db import atomic
+from kernel.money import round_money
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 BATCH = 500
@@ -345,13 +346,13 @@ def _build(
         if size is not None:
             options[kind.size_label] = size
         premium = Decimal("5.00") if size in ("XXL", "3XL", "28 cm", "60 x 60 cm") else Decimal(0)
-        price = base + premium
+        price = round_money(base + premium, settings.SHOP_CURRENCY)
         variants.append(
             Variant(
                 sku=f"D{seed}-{i:06d}-{position:02d}",
                 options=options,
                 price=price,
-                compare_at_price=(price * Decimal("1.25")).quantize(Decimal("1.00")) if on_sale else None,
+                compare_at_price=round_money(price * Decimal("1.25"), settings.SHOP_CURRENCY) if on_sale else None,
                 currency=settings.SHOP_CURRENCY,
                 weight_grams=rng.randint(*kind.weight),
                 position=position,

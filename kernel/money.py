@@ -1,4 +1,9 @@
-"""Money: a Decimal amount with an explicit ISO 4217 currency. Never a float."""
+"""Money: a Decimal amount with an explicit ISO 4217 currency. Never a float.
+
+This is the one place amounts are validated and rounded. Rounding is half-up (2.005 EUR is 2.01 EUR) to the
+currency's minor unit (cents; whole yen; thousandths of a dinar). Use `round_money(amount, currency)` where a
+plain Decimal is wanted and `Money(...).rounded()` where a Money is.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,16 @@ class CurrencyMismatch(ValueError):
 
 
 def minor_units(currency: str) -> int:
-    return _MINOR_UNITS.get(currency, 2)
+    """Digits after the decimal point in the currency's smallest unit: 2 for EUR, 0 for JPY, 3 for BHD."""
+    return _MINOR_UNITS.get(currency.upper(), 2)
+
+
+def round_money(amount: Decimal | int | str, currency: str) -> Decimal:
+    """`amount` validated (no float, finite, an ISO 4217 code) and rounded half-up to the currency's minor unit.
+
+    Raises TypeError for a float and ValueError for anything else that is not an amount of money.
+    """
+    return Money(amount, currency).rounded().amount
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -83,7 +97,11 @@ class Money:
     def rounded(self) -> Money:
         """Rounded half-up to the currency's minor unit (cents, or whole yen)."""
         exponent = Decimal(1).scaleb(-minor_units(self.currency))
-        return Money(self.amount.quantize(exponent, rounding=ROUND_HALF_UP), self.currency)
+        try:
+            amount = self.amount.quantize(exponent, rounding=ROUND_HALF_UP)
+        except InvalidOperation:  # more digits than Decimal's precision holds
+            raise ValueError(f"{self.amount!r} is too large an amount of money") from None
+        return Money(amount, self.currency)
 
     def __str__(self) -> str:
         return f"{self.rounded().amount:,} {self.currency}"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from django.db import IntegrityError
 from django.db.models import Q, Sum
@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from kernel.bus import publish
 from kernel.db import atomic, unique
+from kernel.money import minor_units, round_money
 from payments.events import PaymentAuthorized, PaymentCaptured, PaymentFailed, PaymentRefunded, PaymentVoided
 from payments.gateways import (
     GatewayStatus,
@@ -111,16 +112,24 @@ def _info(p: Payment) -> PaymentInfo:
     )
 
 
+# The amount columns hold two decimal places, so a currency with a finer minor unit (BHD, KWD...) cannot be stored.
+_STORED_DECIMAL_PLACES = 2
+
+
 def _money(amount: Decimal | str | int, currency: str) -> tuple[Decimal, str]:
+    """The amount validated and rounded by kernel.money (half-up, to the currency's minor unit)."""
+    if not (isinstance(currency, str) and len(currency) == 3 and currency.isalpha()):
+        raise InvalidAmount(f"{currency!r} is not a currency code")
+    currency = currency.upper()
+    if minor_units(currency) > _STORED_DECIMAL_PLACES:
+        raise InvalidAmount(f"payments in {currency} are not supported (its minor unit is too fine)")
     try:
-        value = Decimal(str(amount)).quantize(Decimal("0.01"))
-    except (InvalidOperation, ValueError):
+        value = round_money(amount, currency)
+    except (TypeError, ValueError):
         raise InvalidAmount(f"{amount!r} is not an amount") from None
     if value <= 0:
         raise InvalidAmount("the amount must be more than zero")
-    if not (isinstance(currency, str) and len(currency) == 3 and currency.isalpha()):
-        raise InvalidAmount(f"{currency!r} is not a currency code")
-    return value, currency.upper()
+    return value, currency
 
 
 def payment_get(*, payment_id: int) -> PaymentInfo:
@@ -302,6 +311,8 @@ def _begin(payment_id: int, kind: str, amount: Decimal | None, idempotency_key: 
         payment = unique(Payment.objects.select_for_update().filter(pk=payment_id))
         if payment is None:
             raise PaymentNotFound(payment_id)
+        if amount is not None:
+            amount, _ = _money(amount, payment.currency)
         existing = unique(Transaction.objects.filter(idempotency_key=idempotency_key))
         if existing is not None:
             if (
@@ -384,8 +395,6 @@ def _perform(txn: Transaction) -> None:
 
 
 def _operate(payment_id: int, kind: str, amount: Decimal | None, idempotency_key: str) -> PaymentInfo:
-    if amount is not None:
-        amount, _ = _money(amount, "XXX")
     txn, new = _begin(payment_id, kind, amount, idempotency_key)
     if new:
         _perform(txn)

@@ -1,4 +1,4 @@
-"""The module rules of ARCHITECTURE.md hold, and the checks that guard them can fail."""
+"""The module rules of docs/architecture.md hold, and the checks that guard them can fail."""
 
 from __future__ import annotations
 
