@@ -16,7 +16,7 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError
@@ -26,6 +26,7 @@ from catalog.events import CommitReservation, ReleaseReservation
 from catalog.services import stock_reserve, variants_get
 from kernel.bus import publish
 from kernel.db import atomic, unique
+from kernel.money import round_money
 from orders.events import OrderCancelled, OrderDelivered, OrderPaid, OrderPlaced, OrderRefunded, OrderShipped
 from orders.models import Order, OrderLine, StatusChange
 from payments.events import CancelPayment, CapturePayment, RefundPayment
@@ -34,7 +35,6 @@ from payments.services import PaymentError
 logger = logging.getLogger(__name__)
 Status = Order.Status
 OrderStatus = Order.Status  # public: callers compare against these, never strings
-CENT = Decimal("0.01")
 NUMBER_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: easy to read out on the phone
 
 ALLOWED = {
@@ -134,13 +134,14 @@ def order_quote(*, lines: list[tuple[int, int]], shipping_method: str = "standar
     method = next((m for m in shipping_methods(subtotal=subtotal) if m.code == shipping_method), None)
     if method is None:
         raise ValueError(f"unknown shipping method {shipping_method!r}")
+    currency = settings.SHOP_CURRENCY
     rate = Decimal(settings.SHOP_TAX_RATE)
-    gross = subtotal + method.price
+    gross = round_money(subtotal + method.price, currency)
     if settings.SHOP_PRICES_INCLUDE_TAX:
-        tax = (gross - gross / (1 + rate)).quantize(CENT, ROUND_HALF_UP)
+        tax = round_money(gross - gross / (1 + rate), currency)
         total = gross
     else:
-        tax = (gross * rate).quantize(CENT, ROUND_HALF_UP)
+        tax = round_money(gross * rate, currency)
         total = gross + tax
     return Quote(tuple(quoted), settings.SHOP_CURRENCY, subtotal, method, tax, total,
                  settings.SHOP_PRICES_INCLUDE_TAX, rate)  # fmt: skip
