@@ -12,7 +12,7 @@ from kernel import bus
 from kernel.models import OutboxEvent
 from tests.factories import DEFAULT_PASSWORD, SuperuserFactory, UserFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.modules, pytest.mark.django_db]
 User = get_user_model()
 
 

@@ -14,7 +14,7 @@ from catalog.services import refresh_products
 from shop.models import CartLine
 from tests.factories import DEFAULT_PASSWORD, UserFactory, make_category, make_product
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.modules, pytest.mark.django_db]
 
 
 @pytest.fixture

@@ -20,6 +20,8 @@ from kernel.events import DomainEvent, UnknownEvent, event_class
 from kernel.models import OutboxEvent, ProcessedEvent
 from kernel.tasks import run_handler
 
+pytestmark = pytest.mark.modules
+
 
 @dataclass(frozen=True, kw_only=True)
 class WidgetMade(DomainEvent):

@@ -21,7 +21,7 @@ from payments.models import TestGatewayCharge
 from payments.services import notification_receive, payment_authorize, payment_get
 from tests.factories import make_category, make_product
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.modules, pytest.mark.django_db]
 ADDRESS = {"full_name": "Ada Lovelace", "line1": "12 St James's Square", "postal_code": "SW1Y 4JH",
            "city": "London", "country": "GB"}  # fmt: skip
 
