@@ -139,7 +139,8 @@ TEMPLATES = [
 
 # ---------------------------------------------------------------- database
 # DATABASE_URL (default: SQLite file under var/). DATABASE_URL_<MODULE> (for example DATABASE_URL_CATALOG) gives a
-# module a database of its own; kernel.db.ModuleRouter sends each module's tables to its alias.
+# module a database of its own; kernel.db.ModuleRouter sends each module's tables to its alias. DATABASE_URL_ACCOUNTS
+# also takes Django's auth, contenttypes, admin and sessions tables (they point at the user model or at each other).
 _DB_CONN_MAX_AGE = env_int("DB_CONN_MAX_AGE", 60)
 
 

@@ -4,8 +4,13 @@ By default every module lives in "default". Setting DATABASE_URL_<MODULE> adds a
 (config/settings.py) and ModuleRouter sends that module's reads, writes and migrations there. Relations are
 allowed only inside one module (and to the user model, which accounts owns), so no query joins across modules.
 The kernel's outbox tables are migrated into every alias: a module publishes its events in its own database,
-inside its own transaction. Django's own apps, and with them accounts (the user model they point at), stay in
-"default".
+inside its own transaction.
+
+Identity and Django's auth tables live together. auth (groups, permissions), admin (the log entries) and sessions
+point at the user model or at each other (permissions and log entries at contenttypes), and a foreign key, a join or
+a cascading delete cannot reach into another database. So accounts and those apps form one group that goes to the
+"accounts" alias when DATABASE_URL_ACCOUNTS is set (to "default" otherwise), and any other Django app with tables
+stays in "default".
 """
 
 from __future__ import annotations
@@ -164,12 +169,24 @@ def db_for_module(module: str) -> str:
     return module if module in settings.DATABASES else "default"
 
 
+# The Django apps whose tables live with accounts: each has a foreign key to the user model or to another of them.
+IDENTITY_APPS = frozenset({"accounts", "auth", "contenttypes", "admin", "sessions"})
+
+
+def module_of(app_label: str) -> str | None:
+    """The shop module an app's tables belong to: "accounts" for the identity group, None for the kernel (which
+    lives in every alias) and for an app of no module."""
+    if app_label in IDENTITY_APPS:
+        return "accounts"
+    if app_label in settings.SHOP_MODULES and app_label != KERNEL:
+        return app_label
+    return None
+
+
 class ModuleRouter:
     def _module_alias(self, model: type[Model]) -> str | None:
-        label = model._meta.app_label
-        if label in settings.SHOP_MODULES and label != KERNEL:
-            return db_for_module(label)
-        return None  # Django's own apps and the kernel: the default rules
+        module = module_of(model._meta.app_label)
+        return db_for_module(module) if module else None  # the kernel and other apps: the default rules
 
     def db_for_read(self, model: type[Model], **hints: Any) -> str | None:
         return self._module_alias(model)
@@ -182,6 +199,8 @@ class ModuleRouter:
         labels = {obj1._meta.app_label, obj2._meta.app_label}
         if len(labels) == 1 or user_label in labels:
             return True
+        if {module_of(label) for label in labels} == {"accounts"}:
+            return True  # inside the identity group (a permission's content type, a log entry's user)
         if labels & set(settings.SHOP_MODULES):
             return False  # no relation between two shop modules
         return None
@@ -189,6 +208,7 @@ class ModuleRouter:
     def allow_migrate(self, db: str, app_label: str, model_name: str | None = None, **hints: Any) -> bool | None:
         if app_label == KERNEL:
             return True  # every database carries its own outbox
-        if app_label in settings.SHOP_MODULES:
-            return db == db_for_module(app_label)
-        return db == "default"  # Django's own apps (auth, sessions, admin, ...) stay with the default database
+        module = module_of(app_label)
+        if module:
+            return db == db_for_module(module)
+        return db == "default"  # Django's other apps stay with the default database

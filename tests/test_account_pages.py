@@ -14,7 +14,7 @@ from accounts.models import Address
 from tests import outbox
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.modules, pytest.mark.django_db]
 User = get_user_model()
 GOOD_PASSWORD = "plum-orchard-lantern-42"
 ADDRESS = {"full_name": "Ada Lovelace", "line1": "12 St James's Square", "postal_code": "SW1Y 4JH",

@@ -9,10 +9,10 @@ from django.db import IntegrityError
 
 from accounts.services import EmailTaken, UserNotFound, user_get, user_register
 from kernel import bus
-from kernel.models import Delivery
+from tests import outbox
 from tests.factories import DEFAULT_PASSWORD, SuperuserFactory, UserFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.modules, pytest.mark.django_db]
 User = get_user_model()
 
 
@@ -43,8 +43,8 @@ def test_register_creates_the_account_and_welcomes_the_customer_once(django_capt
     assert mail.outbox[0].to == ["linus@example.com"]
     assert "Welcome to" in mail.outbox[0].subject
 
-    event_id = Delivery.objects.get(event_name="accounts.user.registered.v1").event_id
-    bus.handle(event_id, "accounts.send_welcome_email")  # delivered a second time
+    event_id = outbox.events("accounts.user.registered.v1")[0]["id"]
+    bus.handle(event_id, "accounts.send_welcome_email", using=outbox.alias_of(event_id))  # delivered a second time
     assert len(mail.outbox) == 1, "the welcome email is not sent twice"
 
 

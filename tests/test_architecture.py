@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -12,11 +13,20 @@ import pytest
 from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import models
+from django.contrib.auth.models import Permission
+from django.contrib.contenttypes.models import ContentType
+from django.db import connections, models
 from django.test.utils import isolate_apps
+
+from kernel.db import ModuleRouter, db_for_module
+from tests.conftest import statement_modules
+from tests.factories import make_category, make_product
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULES = ["config", *settings.SHOP_MODULES]
+CHECKOUT_DETAILS = {"email": "guest@example.com", "saved_address": "new", "full_name": "Gus Guest",
+                    "line1": "1 Market St", "postal_code": "10115", "city": "Berlin", "country": "DE",
+                    "shipping_method": "standard"}  # fmt: skip
 LINT_IMPORTS = shutil.which("lint-imports", path=str(ROOT / ".venv" / "bin")) or shutil.which("lint-imports")
 
 
@@ -129,3 +139,47 @@ def test_catalogs_own_modules_never_import_its_public_face():
         if path != face and any(_imports_catalog_services(n) for n in ast.walk(ast.parse(path.read_text())))
     )
     assert offenders == []
+
+
+# ---------------------------------------------------------------- databases: one module's tables per statement
+@pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")
+def test_router_keeps_identity_and_djangos_auth_tables_together(settings):
+    settings.DATABASES = {**settings.DATABASES, "accounts": settings.DATABASES["default"]}
+    router = ModuleRouter()
+    for label in ("accounts", "auth", "contenttypes", "admin", "sessions"):
+        assert router.db_for_write(next(iter(apps.get_app_config(label).get_models()))) == "accounts", label
+        assert router.allow_migrate("accounts", label) is True, label
+        assert router.allow_migrate("default", label) is False, label
+    assert router.allow_migrate("accounts", "kernel") is True, "every database carries its own outbox"
+    assert router.db_for_read(Permission) == "accounts"
+    assert router.allow_relation(Permission(), ContentType()) is True
+
+
+@pytest.mark.modules
+@pytest.mark.django_db
+def test_the_query_check_catches_a_statement_joining_two_modules(module_queries):
+    statement = "SELECT o.id FROM orders_order o JOIN catalog_product p ON p.id = o.id"
+    with pytest.raises(AssertionError, match="catalog and orders"), connections[db_for_module("orders")].cursor() as c:
+        c.execute(statement)
+    assert module_queries.crossings, "recorded, so the test fails at teardown even if the error was swallowed"
+    module_queries.crossings.clear()  # planted: this test must not fail for it
+    assert statement_modules('SELECT * FROM "django_session" JOIN "accounts_user" ON true') == {"accounts"}
+    assert statement_modules('SELECT * FROM "kernel_outboxevent", "orders_order"') == {"orders"}, "kernel: anyone's"
+
+
+@pytest.mark.modules
+@pytest.mark.django_db
+def test_a_purchase_reaches_several_modules_and_no_statement_joins_two(
+    client, module_queries, django_capture_on_commit_callbacks
+):
+    variants = [{"options": {"Colour": "Brass"}, "price": "80.00", "stock": 3}]
+    variant = make_product("Brass Lamp", make_category("Lighting"), variants=variants).variants.get()
+    client.post("/cart/add", {"variant": variant.pk, "quantity": "1"})
+    assert client.post("/checkout/", CHECKOUT_DETAILS)["Location"] == "/checkout/review/"
+    page = client.get("/checkout/review/").content.decode()
+    token = re.search(r'name="token" value="([^"]+)"', page).group(1)
+    with django_capture_on_commit_callbacks(execute=True):
+        placed = client.post("/checkout/place/", {"token": token})
+    assert placed["Location"].startswith("/payments/test-gateway/pay/")
+    assert {"accounts", "catalog", "orders", "payments"} <= set(module_queries.statements)  # the cart: a session
+    assert module_queries.crossings == []

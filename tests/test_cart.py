@@ -16,7 +16,7 @@ from shop.handlers import drop_cart_of_deleted_user
 from shop.models import CartLine
 from tests.factories import DEFAULT_PASSWORD, UserFactory, make_category, make_product
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.modules, pytest.mark.django_db]
 
 
 @pytest.fixture

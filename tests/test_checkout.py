@@ -15,7 +15,7 @@ from payments.gateways.test_gateway import TestGateway
 from payments.models import Payment, TestGatewayCharge
 from tests.factories import UserFactory, make_category, make_product
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.modules, pytest.mark.django_db]
 DETAILS = {"email": "guest@example.com", "saved_address": "new", "full_name": "Gus Guest", "line1": "1 Market St",
            "postal_code": "10115", "city": "Berlin", "country": "DE", "shipping_method": "standard"}  # fmt: skip
 

@@ -21,6 +21,8 @@ from kernel.events import Command, DomainEvent, UnknownEvent, event_class
 from kernel.models import Delivery
 from kernel.tasks import run_handler
 
+pytestmark = pytest.mark.modules
+
 
 @dataclass(frozen=True, kw_only=True)
 class WidgetMade(DomainEvent):

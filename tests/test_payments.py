@@ -16,7 +16,7 @@ from payments.gateways.test_gateway import SIGNATURE_HEADER, TestGateway, sign
 from payments.models import Payment, TestGatewayCharge, Transaction
 from tests import outbox
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.modules, pytest.mark.django_db]
 NOTIFY = "/payments/notify/test/"
 
 

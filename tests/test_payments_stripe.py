@@ -17,7 +17,7 @@ from payments import services
 from payments.gateways import get_gateway
 from tests import outbox
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.modules, pytest.mark.django_db]
 WEBHOOK_SECRET = "whsec_test_0123456789abcdef"
 INTENT = {
     "id": "pi_3Pq", "object": "payment_intent", "status": "requires_capture", "amount": 4210,

@@ -20,7 +20,7 @@ from catalog.services import (
 )
 from tests.factories import make_category, make_product
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.modules, pytest.mark.django_db]
 
 
 @pytest.fixture

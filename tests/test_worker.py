@@ -21,7 +21,7 @@ from kernel.models import Delivery, WorkerHeartbeat
 from kernel.tasks import worker_heartbeat
 
 ROOT = Path(__file__).resolve().parent.parent
-pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.modules, pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 
 
 def _test_database_url() -> str:
