@@ -7,11 +7,12 @@ from dataclasses import dataclass
 
 from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 
 from accounts.events import UserDeleted, UserRegistered
 from accounts.models import Address, User, normalize_email
 from kernel.bus import publish
+from kernel.db import atomic
 
 
 class AccountError(Exception):
@@ -54,7 +55,7 @@ def user_register(*, email: str, password: str, full_name: str = "") -> UserInfo
     if User.objects.filter(email__iexact=email).exists():
         raise EmailTaken(email)
     try:
-        with transaction.atomic():
+        with atomic(module="accounts"):
             user = User.objects.create_user(email=email, password=password, full_name=full_name)
             publish(UserRegistered(user_id=user.pk, email=user.email))
     except (IntegrityError, ValidationError) as exc:
@@ -78,7 +79,7 @@ def demo_superuser_ensure(*, email: str) -> tuple[UserInfo, str]:
     """
     password = secrets.token_urlsafe(12)
     email = normalize_email(email)
-    with transaction.atomic():
+    with atomic(module="accounts"):
         user = User.objects.filter(email__iexact=email).first()
         if user is None:
             user = User.objects.create_superuser(email=email, password=password, full_name="Demo Staff")
@@ -99,7 +100,7 @@ def user_update_profile(*, user_id: int, full_name: str) -> UserInfo:
 def user_delete(*, user_id: int) -> None:
     """Erase a customer's personal data and close the account. Orders they placed are kept, anonymised by orders
     when it receives accounts.user.deleted.v1. The row stays so that nothing pointing at it breaks."""
-    with transaction.atomic():
+    with atomic(module="accounts"):
         user = User.objects.select_for_update().filter(pk=user_id, is_active=True).first()
         if user is None:
             raise UserNotFound(user_id)
@@ -170,7 +171,7 @@ def address_save(*, user_id: int, address_id: int | None = None, **fields: str) 
     unknown = set(fields) - set(ADDRESS_FIELDS)
     if unknown:
         raise ValueError(f"unknown address fields: {sorted(unknown)}")
-    with transaction.atomic():
+    with atomic(module="accounts"):
         if address_id is None:
             first = not Address.objects.filter(user_id=user_id).exists()
             address = Address(user_id=user_id, is_default_shipping=first, is_default_billing=first)
@@ -194,7 +195,7 @@ def address_delete(*, user_id: int, address_id: int) -> None:
 
 def address_set_default(*, user_id: int, address_id: int, shipping: bool = False, billing: bool = False) -> None:
     """Make one of this customer's addresses the default for shipping and/or billing."""
-    with transaction.atomic():
+    with atomic(module="accounts"):
         address = Address.objects.select_for_update().filter(user_id=user_id, pk=address_id).first()
         if address is None:
             raise AddressNotFound(address_id)

@@ -36,7 +36,7 @@ def forget_all_catalog_pages(event: CategoriesChanged) -> None:
     caching.bump(caching.LISTING)
 
 
-@subscribe(UserDeleted, idempotent=True)
+@subscribe(UserDeleted, mode=INLINE, idempotent=True)
 def drop_cart_of_deleted_user(event: UserDeleted) -> None:
     """Cart lines keep a user id, not a foreign key, so nothing cascades: a deleted account's cart goes here."""
     with atomic(module="shop"):

@@ -13,10 +13,11 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
 
 from accounts.services import user_register
 from config.celery import app as celery_app
+from kernel.db import db_for_module
 from kernel.models import Delivery, WorkerHeartbeat
 from kernel.tasks import worker_heartbeat
 
@@ -24,8 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.modules, pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 
 
-def _test_database_url() -> str:
-    s = connection.settings_dict
+def _test_database_url(alias: str = "default") -> str:
+    s = connections[alias].settings_dict
     auth = quote(s["USER"] or "")
     if s.get("PASSWORD"):
         auth += ":" + quote(s["PASSWORD"])
@@ -50,6 +51,7 @@ def worker(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     env = {
         **os.environ,
         "DATABASE_URL": _test_database_url(),
+        **{f"DATABASE_URL_{alias.upper()}": _test_database_url(alias) for alias in connections if alias != "default"},
         "CELERY_QUEUE": queue,
         "DEBUG": "1",
         "EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend",
@@ -84,10 +86,11 @@ def test_domain_event_goes_from_the_outbox_through_redis_to_a_worker_consumer(wo
     _, log = worker
     user = user_register(email="New.Customer@Example.com", password="a-long-enough-passphrase")
 
-    delivery = Delivery.objects.get(event_name="accounts.user.registered.v1", payload__user_id=user.id)
+    deliveries = Delivery.objects.using(db_for_module("accounts"))
+    delivery = deliveries.get(event_name="accounts.user.registered.v1", payload__user_id=user.id)
     assert delivery.consumer == "accounts.send_welcome_email"
     wait_for(
-        lambda: Delivery.objects.filter(pk=delivery.pk, status="done").exists(),
+        lambda: deliveries.filter(pk=delivery.pk, status="done").exists(),
         60,
         "the worker to apply the event",
         log,
@@ -117,3 +120,34 @@ def test_the_worker_keeps_its_database_connection_from_one_task_to_the_next(work
         seen.append(others())
     assert seen[0], "the worker's connection stays open after its task"
     assert seen[0] == seen[1] == seen[2], "and the next tasks use the same connection"
+
+
+def test_account_deletion_reaches_orders_and_shop_through_the_worker_and_every_delivery_ends_done(worker):
+    """accounts.user.deleted.v1 has two idempotent subscribers: shop's (inline, in this process) and orders' (a task
+    on the worker). The event is delivered once both are done, whichever process ran each."""
+    from accounts.services import user_delete
+    from catalog.models import Variant
+    from orders.models import Order
+    from orders.services import order_place
+    from shop.models import CartLine
+    from tests.factories import UserFactory, make_category, make_product
+
+    _, log = worker
+    variant = make_product("Lamp", make_category("Home"), variants=[{"price": "20.00", "stock": 3}]).variants.get()
+    user = UserFactory(email="grace@example.com")
+    address = {"full_name": "Grace Hopper", "line1": "1 Navy Way", "postal_code": "10001", "city": "New York",
+               "country": "US"}  # fmt: skip
+    order = order_place(idempotency_key="grace-1", lines=[(variant.pk, 1)], shipping_method="standard",
+                        shipping_address=address, email=user.email, user_id=user.pk)  # fmt: skip
+    CartLine.objects.create(user_id=user.pk, variant_id=Variant.objects.get().pk, quantity=1, price_seen="20.00")
+
+    user_delete(user_id=user.pk)
+
+    deliveries = Delivery.objects.using(db_for_module("accounts")).filter(event_name="accounts.user.deleted.v1")
+    assert {d.consumer for d in deliveries} >= {"orders.anonymise_orders", "shop.drop_cart_of_deleted_user"}
+    wait_for(lambda: not deliveries.exclude(status="done").exists(), 60, "every subscriber to apply it", log)
+    row = Order.objects.get(number=order.number)
+    assert row.user_id is None
+    assert "grace" not in row.email
+    assert "Grace" not in str(row.shipping_address)
+    assert not CartLine.objects.filter(user_id=user.pk).exists()

@@ -1,32 +1,34 @@
-"""The customer is accounts' business: orders keep the user's id as a plain value, with no foreign key, so the two
-modules can live on databases of their own. The column (user_id) and its data stay; only the constraint goes."""
+"""The customer is accounts' business: orders_order keeps the user's id as a plain value, with no foreign key, so the
+two modules can live on databases of their own.
 
-from django.db import migrations, models
+0001 now creates user_id as a plain column. A database migrated before that has the column (same name, type,
+index and data) with a foreign-key constraint to the user table: this drops that constraint, and nothing else.
+"""
+
+from django.db import migrations
+
+
+def drop_user_foreign_key(apps, schema_editor):
+    connection = schema_editor.connection
+    if connection.vendor == "sqlite":  # SQLite cannot drop a constraint; its foreign keys need the table rebuilt
+        model = apps.get_model("orders", "Order")
+        with connection.cursor() as cursor:
+            relations = connection.introspection.get_relations(cursor, "orders_order")
+        if "user_id" in relations:
+            schema_editor._remake_table(model)
+        return
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, "orders_order")
+    quote = schema_editor.quote_name
+    for name, info in constraints.items():
+        if info["foreign_key"] and info["columns"] == ["user_id"]:
+            schema_editor.execute(f"ALTER TABLE {quote(TABLE)} DROP CONSTRAINT {quote(name)}")
+
+
+TABLE = "orders_order"
 
 
 class Migration(migrations.Migration):
-    dependencies = [
-        ("orders", "0001_orders"),
-    ]
+    dependencies = [("orders", "0001_orders")]
 
-    operations = [
-        migrations.SeparateDatabaseAndState(
-            database_operations=[
-                migrations.AlterField(
-                    model_name="order",
-                    name="user",
-                    field=models.BigIntegerField(null=True, blank=True, db_column="user_id", db_index=True),
-                ),
-            ],
-            state_operations=[
-                migrations.RemoveField(model_name="order", name="user"),
-                migrations.AddField(
-                    model_name="order",
-                    name="user_id",
-                    field=models.BigIntegerField(
-                        blank=True, db_index=True, help_text="The customer's id in accounts (none for guests).", null=True
-                    ),
-                ),
-            ],
-        ),
-    ]
+    operations = [migrations.RunPython(drop_user_foreign_key, migrations.RunPython.noop)]

@@ -2,7 +2,6 @@
 
 import django.db.models.deletion
 import django.utils.timezone
-from django.conf import settings
 from django.db import migrations, models
 
 
@@ -11,7 +10,6 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
@@ -24,11 +22,11 @@ class Migration(migrations.Migration):
                 ('price_seen', models.DecimalField(decimal_places=2, help_text='The unit price the customer last saw, to flag changes.', max_digits=12)),
                 ('added_at', models.DateTimeField(default=django.utils.timezone.now)),
                 ('updated_at', models.DateTimeField(auto_now=True)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='cart_lines', to=settings.AUTH_USER_MODEL)),
+                ('user_id', models.BigIntegerField(db_index=True)),
             ],
             options={
                 'ordering': ['added_at', 'id'],
-                'constraints': [models.UniqueConstraint(fields=('user', 'variant_id'), name='cart_line_once_per_variant'), models.CheckConstraint(condition=models.Q(('quantity__gte', 1), ('quantity__lte', 99)), name='cart_line_quantity_range')],
+                'constraints': [models.UniqueConstraint(fields=('user_id', 'variant_id'), name='cart_line_once_per_variant'), models.CheckConstraint(condition=models.Q(('quantity__gte', 1), ('quantity__lte', 99)), name='cart_line_quantity_range')],
             },
         ),
     ]
