@@ -35,9 +35,9 @@ Subscribers are declared in a module's handlers.py, imported by its AppConfig.re
     @subscribe(PaymentAuthorized)            # async by default
     def mark_order_paid(event: PaymentAuthorized) -> None: ...
 
-Statements here that the ORM cannot say as cheaply are plain SQL, each for a reason given beside it: the insert of
-an event's rows (one statement whose text is built once, kernel.db.insert_rows) and the claim (a conditional
-UPDATE whose row count is the answer, in the subscriber's transaction).
+Statements are the ORM's except two it cannot say, each with its reason beside it: the inbox claim (INSERT ... ON
+CONFLICT DO NOTHING that tells whether the row was written) and marking several deliveries done at once (a
+row-value IN).
 """
 
 from __future__ import annotations
@@ -51,12 +51,13 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 
+from celery import current_app
 from django.conf import settings
 from django.db import connections, transaction
 from django.db.models import F, Min
 from django.utils import timezone
 
-from kernel.db import atomic, db_for_module, insert_rows, outbox_buffer, set_outbox_writer, unique
+from kernel.db import atomic, db_for_module, outbox_buffer, set_outbox_writer, unique
 from kernel.events import Command, DomainEvent, event_class
 from kernel.models import Delivery, ProcessedEvent
 
@@ -66,6 +67,8 @@ Mode = Literal["inline", "async"]
 INLINE: Mode = "inline"
 ASYNC: Mode = "async"
 MAX_BACKOFF_SECONDS = 60 * 60
+
+RUN_HANDLER = "kernel.run_handler"  # the task (kernel.tasks) is found by name: kernel.tasks imports this module
 
 PENDING, DONE, DEAD = Delivery.Status.PENDING, Delivery.Status.DONE, Delivery.Status.DEAD
 NOBODY = ""  # the consumer of the one row an event nobody subscribes to leaves
@@ -158,8 +161,7 @@ def _write(alias: str, entries: list[_Entry]) -> None:
         for sub in subs:
             rows.append({**base, "consumer": sub.key, "status": PENDING, "attempts": 1, "created_at": now,
                          "next_attempt_at": retry_at, "done_at": None, "last_error": ""})  # fmt: skip
-    for start in range(0, len(rows), MAX_ROWS_PER_INSERT):
-        insert_rows(Delivery, rows[start : start + MAX_ROWS_PER_INSERT], using=alias)
+    Delivery.objects.using(alias).bulk_create([Delivery(**row) for row in rows], batch_size=MAX_ROWS_PER_INSERT)
     listened = [entry for entry in entries if entry[1]]
     if listened:
         transaction.on_commit(lambda: _dispatch(listened, alias), using=alias, robust=True)
@@ -259,19 +261,8 @@ def _finish(alias: str, event_id: uuid.UUID, consumer: str) -> bool:
     A second worker running the same delivery waits for the first one's lock, then finds it done; if the first
     rolled back, it goes ahead. A dead delivery run from the admin counts too.
     """
-    connection = connections[alias]
-    meta, quote = Delivery._meta, connection.ops.quote_name
-    table, status, done_at, event, consumer_ = (
-        quote(name) for name in (meta.db_table, "status", "done_at", "event_id", "consumer")
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET {status} = %s, {done_at} = %s "  # noqa: S608 (names only)
-            f"WHERE {event} = %s AND {consumer_} = %s AND {status} <> %s",
-            [DONE, meta.get_field("done_at").get_db_prep_save(timezone.now(), connection),
-             meta.get_field("event_id").get_db_prep_save(event_id, connection), consumer, DONE],
-        )  # fmt: skip
-        return cursor.rowcount == 1
+    pending = Delivery.objects.using(alias).filter(event_id=event_id, consumer=consumer).exclude(status=DONE)
+    return pending.update(status=DONE, done_at=timezone.now()) == 1
 
 
 def _finish_many(alias: str, pairs: list[tuple[uuid.UUID, str]]) -> None:
@@ -348,10 +339,8 @@ def handle(event_id: uuid.UUID | str, consumer: str, *, using: str = "default") 
 
 def _enqueue(sub: Subscription, event_id: uuid.UUID, using: str) -> None:
     """Hand the event to a worker for one subscriber (in-process when there is no broker)."""
-    from kernel.tasks import run_handler  # the task module imports this one: imported when first needed
-
     try:
-        run_handler.delay(str(event_id), sub.key, using)
+        current_app.tasks[RUN_HANDLER].delay(str(event_id), sub.key, using)
     except Exception as exc:  # the broker is down: the row stays pending and the sweep tries again
         logger.warning("could not hand %s %s to a worker: %s", sub.key, event_id, exc)
         _record_failure(using, event_id, sub.key, f"not queued: {type(exc).__name__}: {exc}")

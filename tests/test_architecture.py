@@ -31,8 +31,7 @@ LINT_IMPORTS = shutil.which("lint-imports", path=str(ROOT / ".venv" / "bin")) or
 
 
 def cross_module_relations(model_classes) -> list[str]:
-    """Relations from one shop module to another, the user model excepted."""
-    user_model = settings.AUTH_USER_MODEL.lower()
+    """Relations from one shop module to another, the user model (accounts') included."""
     found = []
     for model in model_classes:
         own = model._meta.app_label
@@ -40,8 +39,6 @@ def cross_module_relations(model_classes) -> list[str]:
             if not field.is_relation or field.auto_created or field.related_model is None:
                 continue
             target = field.related_model._meta
-            if target.label_lower == user_model:
-                continue
             if target.app_label in settings.SHOP_MODULES and target.app_label != own:
                 found.append(f"{model._meta.label}.{field.name} -> {target.label}")
     return found
@@ -66,7 +63,10 @@ def test_the_foreign_key_check_catches_a_crossing():
         class Meta:
             app_label = "orders"
 
-    assert cross_module_relations([OrderLine]) == ["orders.OrderLine.product -> catalog.Product"]
+    assert cross_module_relations([OrderLine]) == [
+        "orders.OrderLine.product -> catalog.Product",
+        "orders.OrderLine.customer -> accounts.User",
+    ]
 
 
 def test_every_module_has_a_public_face():
@@ -183,3 +183,38 @@ def test_a_purchase_reaches_several_modules_and_no_statement_joins_two(
     assert placed["Location"].startswith("/payments/test-gateway/pay/")
     assert {"accounts", "catalog", "orders", "payments"} <= set(module_queries.statements)  # the cart: a session
     assert module_queries.crossings == []
+
+
+# ---------------------------------------------------------------- no import circles, no second retry system
+
+
+@pytest.mark.parametrize(
+    ("lower", "upper"),
+    [("kernel.bus", "kernel.tasks"), ("catalog.demo", "catalog.services")],
+)
+def test_no_import_circle_between(lower, upper):
+    """Counting imports inside functions too: `upper` may import `lower`, never the other way round."""
+    import grimp
+
+    graph = grimp.build_graph(lower.split(".")[0], cache_dir=None)
+    assert graph.find_shortest_chain(importer=upper, imported=lower) is not None, f"{upper} uses {lower}"
+    assert graph.find_shortest_chain(importer=lower, imported=upper) is None, f"{lower} imports {upper} back"
+
+
+def test_the_delivery_task_has_no_retries_of_its_own():
+    """One retry mechanism: a failed delivery waits for the outbox sweep, with its back-off and attempt limit."""
+    from kernel.tasks import run_handler
+
+    assert run_handler.max_retries == 0
+    assert not getattr(run_handler, "autoretry_for", ())
+    assert run_handler.acks_late
+    assert run_handler.reject_on_worker_lost, "a task whose worker dies goes back to the queue"
+
+
+def test_the_readme_links_only_to_files_in_the_repository():
+    """A clone has no ../shared: whatever the README links must be in the repository."""
+    text = (ROOT / "README.md").read_text()
+    targets = [t.split("#")[0] for t in re.findall(r"\]\(([^)\s]+)\)", text) if "://" not in t and t[0] != "#"]
+    assert targets, "the README links to docs/architecture.md at least"
+    missing = [t for t in targets if not (ROOT / t).resolve().is_relative_to(ROOT) or not (ROOT / t).exists()]
+    assert missing == []
