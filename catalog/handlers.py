@@ -6,8 +6,6 @@ from __future__ import annotations
 import contextlib
 import logging
 
-from django.conf import settings
-
 from catalog import stock
 from catalog.data import OutOfStock, ReservationNotFound
 from catalog.events import CommitReservation, ReleaseReservation, ReservationFailed
@@ -17,35 +15,25 @@ from kernel.db import atomic
 logger = logging.getLogger(__name__)
 
 
-def _retake_key(key: str) -> str:
-    return f"{key}:again"
-
-
 # Inline: the paid order's stock is sold in the process that learned of the payment, right after orders' commit,
 # as the customer comes back from the gateway. The outbox still has the request if this process dies first.
 @subscribe(CommitReservation, mode=INLINE, idempotent=True)
 def commit_reservation(command: CommitReservation) -> None:
-    """Sell the held stock. A hold that lapsed while the customer paid is taken again under a key of its own;
-    if the goods are gone meanwhile, answer ReservationFailed (orders cancels and gives the money back)."""
-    sold = stock.stock_commit(key=command.key)
-    if sold.status == stock.ReservationStatus.COMMITTED:
-        return
+    """Sell the reserved stock (taken again if the hold lapsed while the customer paid). If the goods are gone
+    meanwhile, answer ReservationFailed: orders cancels the order and gives the money back."""
     try:
-        again = stock.stock_reserve(
-            key=_retake_key(command.key),
-            lines=[(line.variant_id, line.quantity) for line in sold.lines],
-            ttl_seconds=settings.SHOP_RESERVATION_MINUTES * 60,
-        )
-        stock.stock_commit(key=again.key)
+        sold = stock.stock_sell(key=command.key)
     except OutOfStock as exc:
         logger.warning("reservation %s lapsed and its stock is gone: %s", command.key, exc)
         with atomic(module="catalog"):
             publish(ReservationFailed(key=command.key, reference=command.reference, reason="sold_out"))
+        return
+    if sold.status != stock.ReservationStatus.COMMITTED:  # released: the order was cancelled before this arrived
+        logger.info("reservation %s is %s: nothing to sell", command.key, sold.status)
 
 
 @subscribe(ReleaseReservation, mode=INLINE, idempotent=True)
 def release_reservation(command: ReleaseReservation) -> None:
-    """Free what is held, put back on hand what was sold (the original hold, and one taken again)."""
-    for key in (command.key, _retake_key(command.key)):
-        with contextlib.suppress(ReservationNotFound):
-            stock.stock_restock(key=key)
+    """Free what is held, put back on hand what was sold; a lapsed hold is closed so nothing can retake it."""
+    with contextlib.suppress(ReservationNotFound):
+        stock.stock_restock(key=command.key)

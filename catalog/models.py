@@ -170,12 +170,14 @@ class ProductImage(models.Model):
 
 
 class Reservation(models.Model):
-    """Stock held for an order in progress. Held until committed (sold), released, or expired."""
+    """Stock held for an order in progress. Held until committed (sold), released (the order will not happen), or
+    expired (its time ran out; the order may still be paid, and then takes the stock again if it is there)."""
 
     class Status(models.TextChoices):
         HELD = "held", "Held"
         COMMITTED = "committed", "Sold"
         RELEASED = "released", "Released"
+        EXPIRED = "expired", "Expired"  # its time ran out unpaid: the stock is free, a late payment may retake it
 
     key = models.CharField(max_length=255, unique=True, help_text="The caller's idempotency key (one per order).")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.HELD)

@@ -6,7 +6,8 @@ Reads: category_tree, product_listing (category pages and search, with facets), 
 products_featured, products_newest, variants_get, sitemap_products.
 Writes: refresh_products (recompute what listings show and publish catalog.product.changed.v1), stock_set,
 categories_changed, images_render, demo_catalog_seed.
-Stock reservations: stock_reserve, stock_commit, stock_release, stock_restock, reservations_expire.
+Stock reservations: stock_reserve, stock_commit, stock_sell, stock_release, stock_restock,
+reservations_expire.
 
 The code lives in catalog's private modules, by capability: data (dataclasses, exceptions, constants),
 categories, listing, detail, projection (the listing read model), stock and demo.
@@ -61,6 +62,7 @@ from catalog.stock import (
     stock_release,
     stock_reserve,
     stock_restock,
+    stock_sell,
     stock_set,
 )
 
@@ -117,6 +119,7 @@ __all__ = [
     "stock_release",
     "stock_reserve",
     "stock_restock",
+    "stock_sell",
     "stock_set",
     "variants_get",
 ]

@@ -3,6 +3,7 @@ returning it, expiring what was never paid. Private to catalog."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -180,7 +181,6 @@ def _settle(key: str, to_status: str) -> ReservationInfo:
     """
     connection = connections[db_for_module("catalog")]
     quote = connection.ops.quote_name
-    # No savepoint: inside an order's transaction this is one more step of it, and any error undoes both.
     with atomic(module="catalog", savepoint=False):
         with connection.cursor() as cursor:
             cursor.execute(
@@ -202,7 +202,7 @@ def _settle(key: str, to_status: str) -> ReservationInfo:
                 if to_status == Reservation.Status.COMMITTED:
                     change["on_hand"] = F("on_hand") - quantity
                 StockItem.objects.filter(variant_id=variant_id).update(**change)
-            if to_status == Reservation.Status.RELEASED:
+            if to_status != Reservation.Status.COMMITTED:
                 _publish_stock({variant_id: quantity for variant_id, _, quantity in lines})
     if settled is None:  # not held (any more): report it as it stands, or raise outside the block
         reservation = unique(Reservation.objects.filter(key=key))
@@ -222,8 +222,55 @@ def stock_commit(*, key: str) -> ReservationInfo:
 
 
 def stock_release(*, key: str) -> ReservationInfo:
-    """The order will not happen: held stock is free again. Idempotent; a sold reservation is left as it is."""
-    return _settle(key, Reservation.Status.RELEASED)
+    """The order will not happen: held stock is free again. Idempotent; a sold reservation is left as it is.
+    An expired one is marked released too, so that a late payment can no longer take its stock again."""
+    info = _settle(key, Reservation.Status.RELEASED)
+    if info.status == Reservation.Status.EXPIRED:
+        Reservation.objects.filter(key=key, status=Reservation.Status.EXPIRED).update(
+            status=Reservation.Status.RELEASED
+        )
+        return dataclasses.replace(info, status=Reservation.Status.RELEASED)
+    return info
+
+
+def stock_sell(*, key: str) -> ReservationInfo:
+    """The order is paid: sell what the reservation holds. Idempotent.
+
+    Held: committed (stock_commit). Expired while the customer paid: its lines are taken again, each by a
+    conditional UPDATE (on hand - reserved >= quantity) in variant order, all or none, and the reservation becomes
+    committed in the same transaction; OutOfStock if they are gone meanwhile (nothing changes then). Released
+    (the order was cancelled) or committed already: left as it is and reported.
+    """
+    info = stock_commit(key=key)
+    if info.status != Reservation.Status.EXPIRED:
+        return info
+    connection = connections[db_for_module("catalog")]
+    quote = connection.ops.quote_name
+    table, on_hand, reserved, variant = (
+        quote(StockItem._meta.db_table), quote("on_hand"), quote("reserved"), quote("variant_id")
+    )  # fmt: skip
+    with atomic(module="catalog"):
+        # The conditional status change is the lock: a second seller of the same key waits, then finds it sold.
+        if not Reservation.objects.filter(key=key, status=Reservation.Status.EXPIRED).update(
+            status=Reservation.Status.COMMITTED
+        ):
+            return _reservation_info(Reservation.objects.get(key=key))
+        changes = {}
+        for line in sorted(info.lines, key=lambda line: line.variant_id):
+            with connection.cursor() as cursor:  # the condition stays on the stock row itself, as in _hold
+                cursor.execute(
+                    f"UPDATE {table} SET {on_hand} = {on_hand} - %s "  # noqa: S608 (names only)
+                    f"WHERE {variant} = %s AND {on_hand} - {reserved} >= %s",
+                    [line.quantity, line.variant_id, line.quantity],
+                )
+                taken = cursor.rowcount == 1
+            if not taken:
+                variant_row = Variant.objects.select_related("product", "stock").get(pk=line.variant_id)
+                raise OutOfStock(variant_row.sku, variant_row.product.title, line.quantity,
+                                 max(variant_row.stock.available, 0))  # fmt: skip
+            changes[line.variant_id] = -line.quantity
+        _publish_stock(changes)
+    return dataclasses.replace(info, status=Reservation.Status.COMMITTED)
 
 
 def stock_restock(*, key: str) -> ReservationInfo:
@@ -246,7 +293,8 @@ def stock_restock(*, key: str) -> ReservationInfo:
 
 
 def reservations_expire(*, now: datetime | None = None, limit: int = 500) -> int:
-    """Release held reservations past their time (the periodic task). Returns how many."""
+    """Free the stock of held reservations past their time (the periodic task); they become expired. Returns how
+    many. Several workers may run it at once: each reservation is settled by a conditional update."""
     now = now or timezone.now()
     keys = list(
         Reservation.objects.filter(status=Reservation.Status.HELD, expires_at__lt=now).values_list("key", flat=True)[
@@ -254,5 +302,5 @@ def reservations_expire(*, now: datetime | None = None, limit: int = 500) -> int
         ]
     )
     for key in keys:
-        stock_release(key=key)
+        _settle(key, Reservation.Status.EXPIRED)
     return len(keys)

@@ -1,3 +1,6 @@
+from urllib.parse import parse_qs
+
+from django.conf import settings
 from django.contrib import admin, messages
 from django.utils.text import Truncator
 
@@ -16,12 +19,45 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class DatabaseFilter(admin.SimpleListFilter):
+    """Every database has an outbox of its own (each module publishes into its own): choose which to look at."""
+
+    title = "database"
+    parameter_name = "database"
+
+    def lookups(self, request, model_admin):
+        return [(alias, alias) for alias in settings.DATABASES]
+
+    def choices(self, changelist):
+        current = self.value() or "default"
+        for alias, title in self.lookup_choices:
+            yield {
+                "selected": current == alias,
+                "query_string": changelist.get_query_string({self.parameter_name: alias}),
+                "display": title,
+            }
+
+    def queryset(self, request, queryset):
+        alias = self.value()
+        return queryset.using(alias) if alias in settings.DATABASES else queryset
+
+
 @admin.register(Delivery)
 class DeliveryAdmin(ReadOnlyAdmin):
     """The outbox: each event's delivery to each subscriber. Dead ones can be tried again from here."""
 
     list_display = ("event_name", "consumer", "status", "attempts", "created_at", "next_attempt_at", "error")
-    list_filter = ("status", "event_name", "consumer")
+    list_filter = (DatabaseFilter, "status", "event_name", "consumer")
+
+    def get_queryset(self, request):
+        # The list's filter, or on a delivery's own page the list filters it came from (preserved by the admin)
+        alias = (
+            request.GET.get(DatabaseFilter.parameter_name)
+            or parse_qs(request.GET.get("_changelist_filters", "")).get(DatabaseFilter.parameter_name, [None])[0]
+        )
+        queryset = super().get_queryset(request)
+        return queryset.using(alias) if alias in settings.DATABASES else queryset
+
     search_fields = ("event_id", "event_name", "consumer")
     date_hierarchy = "created_at"
     actions = ("retry",)

@@ -4,3 +4,8 @@ from django.apps import AppConfig
 class KernelConfig(AppConfig):
     name = "kernel"
     verbose_name = "Kernel: event outbox"
+
+    def ready(self) -> None:
+        # The bus hands events to the kernel.run_handler task by name; register it in every process (web, worker,
+        # tests), not only where Celery's autodiscovery runs.
+        from kernel import tasks  # noqa: F401

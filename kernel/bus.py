@@ -132,14 +132,17 @@ def publish(event: DomainEvent) -> None:
     """Record `event` in the outbox of the open transaction's database; it is delivered once that commits.
 
     Call it inside the kernel.db.atomic(module=...) block of the change the event reports: its rows go to that
-    module's database, written with every other event of the transaction in one statement just before the commit.
-    Outside such a block they go to the database of the event's own module at once (committed at once outside
-    any transaction).
+    module's database, written with every other event of the transaction in one statement just before the commit
+    (dropped with a kernel.db.atomic savepoint that rolls back). Outside such a block an event's rows go to the
+    database of its own module at once (committed at once outside any transaction); a command must be sent from
+    inside one.
     """
     entry = (event, subscriptions(event.name))
     buffer = outbox_buffer()
     if buffer is not None:
         buffer.append(entry)
+    elif isinstance(event, Command):  # its name is the receiver's: only the open block says whose outbox it is
+        raise RuntimeError(f"publish the command {event.name} inside the sender's kernel.db.atomic() block")
     else:
         _write(db_for_module(event.module), [entry])
 

@@ -34,11 +34,10 @@ class CrossModuleTransaction(RuntimeError):
 
 @dataclass
 class _Block:
-    """One open kernel.db.atomic() block: its module and the work to do just before its transaction commits."""
+    """One open kernel.db.atomic() block: its module and the events published in it, not yet written."""
 
     module: str
     alias: str
-    before_commit: list[Callable[[], None]] = field(default_factory=list)
     outbox: list[Any] = field(default_factory=list)  # what kernel.bus publishes in it, written in one statement
 
 
@@ -58,9 +57,10 @@ def atomic(*, module: str, savepoint: bool = True) -> Iterator[str]:
     go through the outbox (kernel.bus.publish) and are applied by the other module in its own transaction.
     Nesting the same module's blocks is fine (a savepoint, as with transaction.atomic). Usable as a decorator.
 
-    Work registered with before_commit() runs when the outermost block ends without error, inside the transaction
-    (the outbox writes all of a transaction's events in one statement there); a block that raises drops what it
-    registered. The module is popped before the commit, so on_commit callbacks (delivery) run outside it.
+    The events published in it (kernel.bus.publish) are written in one statement when the outermost block ends
+    without error, inside the transaction; a block that raises drops its own. A plain transaction.atomic()
+    savepoint inside a block does not: roll back inside a module's transaction with a nested kernel.db.atomic().
+    The module is popped before the commit, so on_commit callbacks (delivery) run outside it.
     """
     outer = _open.get()
     if outer and outer[-1].module != module:
@@ -75,14 +75,10 @@ def atomic(*, module: str, savepoint: bool = True) -> Iterator[str]:
             yield alias
         finally:
             _open.reset(token)
-        if outer:  # a savepoint that held: its work joins the enclosing block's
-            outer[-1].before_commit.extend(block.before_commit)
+        if outer:  # a savepoint that held: its events join the enclosing block's
             outer[-1].outbox.extend(block.outbox)
-        else:
-            for work in block.before_commit:
-                work()
-            if block.outbox:
-                _outbox_writer(alias, block.outbox)
+        elif block.outbox:  # the outermost block: its events are written just before the commit
+            _outbox_writer(alias, block.outbox)
 
 
 def current_module() -> str | None:
@@ -109,16 +105,6 @@ def outbox_buffer() -> list[Any] | None:
     """The outbox entries of the open kernel.db.atomic() block, or None outside one."""
     stack = _open.get()
     return stack[-1].outbox if stack else None
-
-
-def before_commit(work: Callable[[], None]) -> bool:
-    """Run `work` at the end of the open kernel.db.atomic() block, inside its transaction, if it commits.
-    False (and nothing registered) outside such a block."""
-    stack = _open.get()
-    if not stack:
-        return False
-    stack[-1].before_commit.append(work)
-    return True
 
 
 def unique(queryset: QuerySet) -> Any:
@@ -164,9 +150,8 @@ class ModuleRouter:
         return self._module_alias(model)
 
     def allow_relation(self, obj1: Model, obj2: Model, **hints: Any) -> bool | None:
-        user_label = settings.AUTH_USER_MODEL.split(".")[0]
         labels = {obj1._meta.app_label, obj2._meta.app_label}
-        if len(labels) == 1 or user_label in labels:
+        if len(labels) == 1:
             return True
         if {module_of(label) for label in labels} == {"accounts"}:
             return True  # inside the identity group (a permission's content type, a log entry's user)

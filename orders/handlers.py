@@ -11,6 +11,7 @@ from django.template.loader import render_to_string
 from accounts.events import UserDeleted
 from catalog.events import ReservationFailed
 from kernel.bus import INLINE, subscribe
+from kernel.db import atomic
 from orders import services
 from orders.events import OrderPaid
 from payments.events import PaymentAuthorized, PaymentFailed
@@ -32,9 +33,10 @@ def cancel_unpaid_order(event: PaymentFailed) -> None:
     services.order_payment_failed(number=event.reference, message=event.message)
 
 
-@subscribe(ReservationFailed, idempotent=True)
+@subscribe(ReservationFailed, mode=INLINE, idempotent=True)
 def cancel_sold_out_order(event: ReservationFailed) -> None:
-    """The saga's compensation: the paid order's stock was gone. Cancel it and give the money back, once."""
+    """The saga's compensation: the paid order's stock was gone. Cancel it and give the money back, once. Inline,
+    right after catalog's answer, so the order is cancelled before its confirmation email is claimed."""
     with contextlib.suppress(services.OrderNotFound):
         services.order_stock_lost(number=event.reference)
 
@@ -46,15 +48,17 @@ def anonymise_orders(event: UserDeleted) -> None:
 
 @subscribe(OrderPaid, idempotent=True)
 def send_order_confirmation(event: OrderPaid) -> None:
-    """Runs on a worker after the order is paid; sends the confirmation exactly once per order."""
-    if not services.order_confirmation_claim(number=event.number):
-        return
-    order = services.order_find(number=event.number, history=False)
-    context = {"order": order, "shop_name": settings.SHOP_NAME}
-    send_mail(
-        subject=f"{settings.SHOP_NAME}: order {order.number} confirmed",
-        message=render_to_string("orders/email/confirmation.txt", context),
-        html_message=render_to_string("orders/email/confirmation.html", context),
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        recipient_list=[order.email],
-    )
+    """Runs on a worker after the order is paid; sends the confirmation once per order. The claim and the sending
+    share a transaction: if the mail server refuses, the claim is undone and the delivery is tried again."""
+    with atomic(module="orders"):
+        if not services.order_confirmation_claim(number=event.number):
+            return
+        order = services.order_find(number=event.number, history=False)
+        context = {"order": order, "shop_name": settings.SHOP_NAME}
+        send_mail(
+            subject=f"{settings.SHOP_NAME}: order {order.number} confirmed",
+            message=render_to_string("orders/email/confirmation.txt", context),
+            html_message=render_to_string("orders/email/confirmation.html", context),
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            recipient_list=[order.email],
+        )

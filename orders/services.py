@@ -387,8 +387,10 @@ def order_mark_paid(*, number: str, payment_id: int) -> None:
             return
         order.payment_id = payment_id
         _transition(order, Status.PAID, "system", "Payment authorised", also=("payment_id",))
-        publish(OrderPaid(order_id=order.pk, number=number))
+        # The stock is sold first (inline, with its compensation if the goods are gone), then OrderPaid goes out:
+        # the confirmation it sends finds the order cancelled if it was sold out.
         publish(CommitReservation(key=order.reservation_key, reference=number))
+        publish(OrderPaid(order_id=order.pk, number=number))
 
 
 def order_stock_lost(*, number: str) -> None:
@@ -396,7 +398,8 @@ def order_stock_lost(*, number: str) -> None:
     cancelled and the payment voided, once. Idempotent."""
     with atomic(module="orders"):
         order = _locked(number)
-        if order.status not in (Status.PAID, Status.PENDING_PAYMENT):
+        if order.status not in CANCELLABLE:  # shipped already: nothing left to undo here (staff see the history)
+            logger.error("order %s is %s, but its stock could not be sold", number, order.status)
             return
         _cancel(order, "system", "Sold out while the payment was made; not charged", "sold_out", release_stock=False)
 

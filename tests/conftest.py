@@ -199,7 +199,8 @@ def statement_modules(sql: str) -> frozenset[str]:
 class ModuleQueries:
     """An execute wrapper for every connection: counts the statements each module's tables see, and refuses
     (AssertionError, and a failure at teardown in case the code under test swallowed it) a statement that
-    touches the tables of two modules."""
+    touches the tables of two modules, or that writes another module's tables inside a module's own transaction
+    (kernel.db.atomic): one module, one transaction."""
 
     def __init__(self) -> None:
         self.statements: dict[str, int] = {}
@@ -209,6 +210,13 @@ class ModuleQueries:
         modules = statement_modules(sql) if isinstance(sql, str) else statement_modules(str(sql))
         if len(modules) > 1:
             problem = f"one statement touches the tables of {' and '.join(sorted(modules))}: {sql[:300]}"
+            self.crossings.append(problem)
+            raise AssertionError(problem)
+        from kernel.db import current_module
+
+        inside = current_module()
+        if inside and modules and modules != {inside} and sql.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE"):
+            problem = f"{inside}'s transaction writes {', '.join(sorted(modules))}'s tables: {sql[:300]}"
             self.crossings.append(problem)
             raise AssertionError(problem)
         for module in modules:

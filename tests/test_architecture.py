@@ -164,7 +164,7 @@ def test_the_query_check_catches_a_statement_joining_two_modules(module_queries)
     assert module_queries.crossings, "recorded, so the test fails at teardown even if the error was swallowed"
     module_queries.crossings.clear()  # planted: this test must not fail for it
     assert statement_modules('SELECT * FROM "django_session" JOIN "accounts_user" ON true') == {"accounts"}
-    assert statement_modules('SELECT * FROM "kernel_outboxevent", "orders_order"') == {"orders"}, "kernel: anyone's"
+    assert statement_modules('SELECT * FROM "kernel_delivery", "orders_order"') == {"orders"}, "kernel: anyone's"
 
 
 @pytest.mark.modules

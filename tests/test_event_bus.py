@@ -476,3 +476,32 @@ def test_two_idempotent_subscribers_one_of_them_async_leave_the_event_delivered(
         assert statements == ["SELECT", "UPDATE"], "read the event, mark it done: no bookkeeping"
     finally:
         bus.unsubscribe(WidgetMade, "tests.send_once")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_subscriber_on_another_database_claims_the_event_in_its_own_inbox():
+    """Published in catalog's outbox, applied by an orders subscriber. With the two on databases of their own
+    (the `modules` run) the claim is a row in orders' inbox, taken in orders' transaction; the delivery row in
+    catalog's outbox is marked afterwards. A crash between the two: the redelivery finds the claim and skips."""
+    from kernel.db import db_for_module
+    from kernel.models import ProcessedEvent
+
+    applied: list[uuid.UUID] = []
+    bus.subscribe(WidgetMade, mode=bus.INLINE, key="orders.note_widget")(lambda e: applied.append(e.event_id))
+    try:
+        event = WidgetMade(widget_id=10, price=Decimal("5.00"))
+        with atomic(module="catalog"):
+            bus.publish(event)
+        outbox, inbox = db_for_module("catalog"), db_for_module("orders")
+        row = Delivery.objects.using(outbox).get(event_id=event.event_id, consumer="orders.note_widget")
+        assert row.status == "done"
+        assert applied == [event.event_id]
+        assert bus.handle(event.event_id, "orders.note_widget", using=outbox) is False, "done: not again"
+        if outbox != inbox:
+            assert ProcessedEvent.objects.using(inbox).filter(event_id=event.event_id).count() == 1
+            Delivery.objects.using(outbox).filter(pk=row.pk).update(status="pending")  # the mark was lost
+            assert bus.handle(event.event_id, "orders.note_widget", using=outbox) is False
+            assert Delivery.objects.using(outbox).get(pk=row.pk).status == "done"
+        assert applied == [event.event_id], "applied once"
+    finally:
+        bus.unsubscribe(WidgetMade, "orders.note_widget")

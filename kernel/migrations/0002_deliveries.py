@@ -4,9 +4,10 @@ import django.utils.timezone
 from django.db import migrations, models
 
 
-def carry_undelivered_events(apps, schema_editor):
-    """Events still undelivered in the old outbox become one pending delivery per subscriber that has not
-    applied them (the subscribers are registered: migrate runs after every app's ready())."""
+def carry_events_over(apps, schema_editor):
+    """Each event of the old outbox comes across. One still undelivered becomes one pending delivery per subscriber
+    that has not applied it (the subscribers are registered: migrate runs after every app's ready()); one
+    delivered (or with nothing left to apply) becomes one done row, the record of what happened."""
     from kernel.bus import subscriptions
 
     alias = schema_editor.connection.alias
@@ -14,14 +15,25 @@ def carry_undelivered_events(apps, schema_editor):
     ProcessedEvent = apps.get_model("kernel", "ProcessedEvent")
     Delivery = apps.get_model("kernel", "Delivery")
     now = django.utils.timezone.now()
-    for event in OutboxEvent.objects.using(alias).filter(delivered_at__isnull=True).iterator():
-        applied = set(ProcessedEvent.objects.using(alias).filter(event_id=event.pk).values_list("consumer", flat=True))
-        Delivery.objects.using(alias).bulk_create(
-            Delivery(event_id=event.pk, event_name=event.name, payload=event.payload, consumer=sub.key,
-                     created_at=event.created_at, next_attempt_at=now, last_error=event.last_error)
-            for sub in subscriptions(event.name)
-            if sub.key not in applied
-        )
+    batch = []
+    for event in OutboxEvent.objects.using(alias).order_by("created_at").iterator(chunk_size=2000):
+        base = {"event_id": event.pk, "event_name": event.name, "payload": event.payload, "created_at": event.created_at}
+        waiting = []
+        if event.delivered_at is None:
+            applied = set(
+                ProcessedEvent.objects.using(alias).filter(event_id=event.pk).values_list("consumer", flat=True)
+            )
+            waiting = [sub.key for sub in subscriptions(event.name) if sub.key not in applied]
+        for consumer in waiting:
+            batch.append(Delivery(**base, consumer=consumer, status="pending", attempts=event.attempts + 1,
+                                  next_attempt_at=now, last_error=event.last_error))  # fmt: skip
+        if not waiting:
+            batch.append(Delivery(**base, consumer="", status="done", attempts=event.attempts,
+                                  next_attempt_at=event.next_attempt_at, done_at=event.delivered_at or now))  # fmt: skip
+        if len(batch) >= 2000:
+            Delivery.objects.using(alias).bulk_create(batch)
+            batch = []
+    Delivery.objects.using(alias).bulk_create(batch)
 
 
 class Migration(migrations.Migration):
@@ -51,7 +63,7 @@ class Migration(migrations.Migration):
                 'ordering': ['-created_at', '-id'],
             },
         ),
-        migrations.RunPython(carry_undelivered_events, migrations.RunPython.noop),
+        migrations.RunPython(carry_events_over, migrations.RunPython.noop),
         migrations.DeleteModel(
             name='OutboxEvent',
         ),
