@@ -35,9 +35,10 @@ Subscribers are declared in a module's handlers.py, imported by its AppConfig.re
     @subscribe(PaymentAuthorized)            # async by default
     def mark_order_paid(event: PaymentAuthorized) -> None: ...
 
-Statements are the ORM's except two it cannot say, each with its reason beside it: the inbox claim (INSERT ... ON
-CONFLICT DO NOTHING that tells whether the row was written) and marking several deliveries done at once (a
-row-value IN).
+Statements are the ORM's except four, each with its reason beside it. Two the ORM cannot say: the inbox claim
+(INSERT ... ON CONFLICT DO NOTHING that tells whether the row was written) and marking several deliveries done at
+once (a row-value IN). Two it says at more than twice the cost of the statement itself, on every event: writing
+an event's rows (kernel.db.insert_rows) and marking one delivery done.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ from django.db import connections, transaction
 from django.db.models import F, Min
 from django.utils import timezone
 
-from kernel.db import atomic, db_for_module, outbox_buffer, set_outbox_writer, unique
+from kernel.db import atomic, db_for_module, insert_rows, outbox_buffer, set_outbox_writer, unique
 from kernel.events import Command, DomainEvent, event_class
 from kernel.models import Delivery, ProcessedEvent
 
@@ -164,7 +165,8 @@ def _write(alias: str, entries: list[_Entry]) -> None:
         for sub in subs:
             rows.append({**base, "consumer": sub.key, "status": PENDING, "attempts": 1, "created_at": now,
                          "next_attempt_at": retry_at, "done_at": None, "last_error": ""})  # fmt: skip
-    Delivery.objects.using(alias).bulk_create([Delivery(**row) for row in rows], batch_size=MAX_ROWS_PER_INSERT)
+    for start in range(0, len(rows), MAX_ROWS_PER_INSERT):
+        insert_rows(Delivery, rows[start : start + MAX_ROWS_PER_INSERT], using=alias)
     listened = [entry for entry in entries if entry[1]]
     if listened:
         transaction.on_commit(lambda: _dispatch(listened, alias), using=alias, robust=True)
@@ -264,8 +266,21 @@ def _finish(alias: str, event_id: uuid.UUID, consumer: str) -> bool:
     A second worker running the same delivery waits for the first one's lock, then finds it done; if the first
     rolled back, it goes ahead. A dead delivery run from the admin counts too.
     """
-    pending = Delivery.objects.using(alias).filter(event_id=event_id, consumer=consumer).exclude(status=DONE)
-    return pending.update(status=DONE, done_at=timezone.now()) == 1
+    # Fixed SQL, not .update(): every delivery passes here, and the ORM's compile costs more than the statement
+    # (186 against 53 microseconds, measured).
+    connection = connections[alias]
+    meta, quote = Delivery._meta, connection.ops.quote_name
+    table, status, done_at, event, consumer_ = (
+        quote(name) for name in (meta.db_table, "status", "done_at", "event_id", "consumer")
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET {status} = %s, {done_at} = %s "  # noqa: S608 (names only)
+            f"WHERE {event} = %s AND {consumer_} = %s AND {status} <> %s",
+            [DONE, meta.get_field("done_at").get_db_prep_save(timezone.now(), connection),
+             meta.get_field("event_id").get_db_prep_save(event_id, connection), consumer, DONE],
+        )  # fmt: skip
+        return cursor.rowcount == 1
 
 
 def _finish_many(alias: str, pairs: list[tuple[uuid.UUID, str]]) -> None:
