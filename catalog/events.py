@@ -62,6 +62,16 @@ class ReleaseReservation(Command):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ReturnToStock(Command):
+    """Goods a customer returned, received in good condition: back on hand. `lines` are (variant id, quantity)
+    pairs. Applied once per key."""
+
+    name: ClassVar[str] = "catalog.stock.return.v1"
+    key: str
+    lines: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True, kw_only=True)
 class ReservationFailed(DomainEvent):
     """The stock of a paid order could not be sold: its hold had lapsed and the goods are gone."""
 

@@ -8,7 +8,7 @@ import logging
 
 from catalog import stock
 from catalog.data import OutOfStock, ReservationNotFound
-from catalog.events import CommitReservation, ReleaseReservation, ReservationFailed
+from catalog.events import CommitReservation, ReleaseReservation, ReservationFailed, ReturnToStock
 from kernel.bus import INLINE, publish, subscribe
 from kernel.db import atomic
 
@@ -37,3 +37,9 @@ def release_reservation(command: ReleaseReservation) -> None:
     """Free what is held, put back on hand what was sold; a lapsed hold is closed so nothing can retake it."""
     with contextlib.suppress(ReservationNotFound):
         stock.stock_restock(key=command.key)
+
+
+@subscribe(ReturnToStock, mode=INLINE, idempotent=True)
+def return_to_stock(command: ReturnToStock) -> None:
+    """Returned goods go back to sale stock, once per key (its record is written with the stock change)."""
+    stock.stock_return(key=command.key, lines=command.lines)

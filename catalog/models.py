@@ -201,3 +201,13 @@ class ReservationLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.quantity} x {self.variant_id}"
+
+
+class StockReturn(models.Model):
+    """Goods back on hand from a customer's return, once per key: a second delivery of the request finds it."""
+
+    key = models.CharField(max_length=255, unique=True, help_text="The requester's key (order and return).")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.key

@@ -62,6 +62,7 @@ from catalog.stock import (
     stock_release,
     stock_reserve,
     stock_restock,
+    stock_return,
     stock_sell,
     stock_set,
 )
@@ -119,6 +120,7 @@ __all__ = [
     "stock_release",
     "stock_reserve",
     "stock_restock",
+    "stock_return",
     "stock_sell",
     "stock_set",
     "variants_get",

@@ -23,7 +23,7 @@ from catalog.data import (
     UnknownSku,
 )
 from catalog.events import StockChanged
-from catalog.models import Reservation, ReservationLine, StockItem, Variant
+from catalog.models import Reservation, ReservationLine, StockItem, StockReturn, Variant
 from catalog.projection import refresh_products
 from kernel.bus import publish
 from kernel.db import atomic, db_for_module, unique
@@ -304,3 +304,24 @@ def reservations_expire(*, now: datetime | None = None, limit: int = 500) -> int
     for key in keys:
         _settle(key, Reservation.Status.EXPIRED)
     return len(keys)
+
+
+def stock_return(*, key: str, lines: Iterable[tuple[int, int]]) -> bool:
+    """Goods a customer sent back go on hand again: (variant_id, quantity) lines. Idempotent by key: True if they
+    were added now, False if that key was applied before."""
+    wanted: dict[int, int] = defaultdict(int)
+    for variant_id, quantity in lines:
+        if quantity < 1:
+            raise ValueError("quantities must be at least 1")
+        wanted[int(variant_id)] += int(quantity)
+    try:
+        with atomic(module="catalog"):
+            StockReturn.objects.create(key=key)
+            for variant_id in sorted(wanted):
+                StockItem.objects.filter(variant_id=variant_id).update(on_hand=F("on_hand") + wanted[variant_id])
+            _publish_stock(dict(wanted))
+    except IntegrityError:
+        if StockReturn.objects.filter(key=key).exists():
+            return False
+        raise
+    return True

@@ -312,6 +312,22 @@ SHOP_TAX_RATE = env_str("SHOP_TAX_RATE", "0.20")  # VAT as a fraction
 SHOP_PRICES_INCLUDE_TAX = env_bool("SHOP_PRICES_INCLUDE_TAX", True)
 SHOP_FREE_SHIPPING_ABOVE = env_str("SHOP_FREE_SHIPPING_ABOVE", "50.00")
 SHOP_RESERVATION_MINUTES = env_int("SHOP_RESERVATION_MINUTES", 15)  # stock held while the customer pays
+
+# ---------------------------------------------------------------- fulfilment (orders)
+# Pack and ship paid orders automatically (a Celery task, one parcel, a generated tracking number): for shops
+# without a warehouse team, and for the checkout benchmark.
+ORDERS_AUTO_FULFIL = env_bool("ORDERS_AUTO_FULFIL", False)
+# Carriers staff may choose, with the tracking page of each ({tracking} is the parcel's tracking number).
+ORDERS_CARRIERS = {
+    "dhl": ("DHL", "https://www.dhl.com/en/express/tracking.html?AWB={tracking}"),
+    "ups": ("UPS", "https://www.ups.com/track?tracknum={tracking}"),
+    "dpd": ("DPD", "https://tracking.dpd.de/status/en_US/parcel/{tracking}"),
+    "post": ("Northwind Post", "https://track.northwind.example/{tracking}"),
+}
+# Secrets for signed delivery updates from carriers (POST /orders/carrier/<carrier>/): "dhl=secret,ups=secret".
+ORDERS_CARRIER_SECRETS = dict(item.split("=", 1) for item in env_list("ORDERS_CARRIER_SECRETS") if "=" in item)
+ORDERS_CARRIER_TOLERANCE_SECONDS = env_int("ORDERS_CARRIER_TOLERANCE_SECONDS", 300)
+ORDERS_RETURN_DAYS = env_int("ORDERS_RETURN_DAYS", 30)  # how long after delivery a customer may ask to return
 # Seconds a rendered catalog page part is kept (0: off). On by default with Redis, where every process shares the
 # cache and catalog events can invalidate it; off without Redis (see shop/caching.py).
 SHOP_PAGE_CACHE_SECONDS = env_int("SHOP_PAGE_CACHE_SECONDS", 300 if REDIS_URL else 0)

@@ -23,6 +23,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("account/", include("accounts.urls")),
     path("payments/", include("payments.urls")),
+    path("orders/", include("orders.urls")),
     re_path(r"^api/(?P<version>v1)/", include(api_v1)),
     path("", include("shop.urls")),
 ]

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
+from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
 
 from orders import services
-from orders.models import Order, OrderLine, StatusChange
+from orders.models import Order, OrderLine, Return, Shipment, StatusChange
 
 
 class OrderLineInline(admin.TabularInline):
@@ -14,6 +23,54 @@ class OrderLineInline(admin.TabularInline):
     can_delete = False
     fields = ("sku", "name", "variant_label", "unit_price", "quantity", "line_total")
     readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+REFUNDABLE = {services.OrderStatus.PARTIALLY_SHIPPED, services.OrderStatus.SHIPPED,
+              services.OrderStatus.PARTIALLY_DELIVERED, services.OrderStatus.DELIVERED,
+              services.OrderStatus.PARTIALLY_RETURNED, services.OrderStatus.RETURNED}  # fmt: skip
+PACKABLE = {services.OrderStatus.PAID, services.OrderStatus.FULFILLING, services.OrderStatus.PARTIALLY_SHIPPED,
+            services.OrderStatus.PARTIALLY_DELIVERED}  # fmt: skip
+
+
+class ShipmentInline(admin.TabularInline):
+    model = Shipment
+    extra = 0
+    can_delete = False
+    fields = ("number", "status", "carrier", "tracking", "contents", "capture_amount", "shipped_at", "delivered_at")
+    readonly_fields = fields
+
+    @admin.display(description="tracking")
+    def tracking(self, obj: Shipment) -> str:
+        if obj.tracking_url:
+            return format_html('<a href="{}" rel="noopener" target="_blank">{}</a>', obj.tracking_url,
+                               obj.tracking_number or "track")  # fmt: skip
+        return obj.tracking_number or "-"
+
+    @admin.display(description="contents")
+    def contents(self, obj: Shipment) -> str:
+        return ", ".join(f"{sl.quantity} x {sl.line.sku}" for sl in obj.lines.select_related("line"))
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class ReturnInline(admin.TabularInline):
+    model = Return
+    extra = 0
+    can_delete = False
+    fields = ("number", "status", "reason", "note", "contents", "amount_refunded", "created_at", "received_at")
+    readonly_fields = fields
+
+    @admin.display(description="contents")
+    def contents(self, obj: Return) -> str:
+        def one(rl) -> str:
+            fate = {True: ", restocked", False: ", not restocked", None: ""}[rl.restock]
+            return f"{rl.quantity} x {rl.line.sku}{fate}{', refunded' if rl.refunded else ''}"
+
+        return "; ".join(one(rl) for rl in obj.lines.select_related("line"))
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -36,8 +93,139 @@ class OrderAdmin(admin.ModelAdmin):
     list_filter = ("status", "shipping_method")
     search_fields = ("number", "email", "lines__sku")
     date_hierarchy = "created_at"
-    inlines = (OrderLineInline, StatusChangeInline)
+    inlines = (OrderLineInline, ShipmentInline, ReturnInline, StatusChangeInline)
     actions = ("start_fulfilment", "ship", "deliver", "cancel", "refund")
+    change_form_template = "admin/orders/order/change_form.html"
+
+    def get_urls(self):
+        own = [
+            path("<int:pk>/parcel/", self.admin_site.admin_view(self.parcel_view), name="orders_order_parcel"),
+            path("<int:pk>/parcel/<int:number>/<str:step>/", self.admin_site.admin_view(self.parcel_step),
+                 name="orders_order_parcel_step"),
+            path("<int:pk>/return/<int:number>/", self.admin_site.admin_view(self.return_view),
+                 name="orders_order_return"),
+            path("<int:pk>/refund/", self.admin_site.admin_view(self.refund_view), name="orders_order_refund"),
+        ]  # fmt: skip
+        return own + super().get_urls()
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        order = self.get_object(request, object_id)
+        extra = dict(extra_context or {})
+        if order is not None:
+            extra["can_pack"] = order.status in PACKABLE
+            steps = {Shipment.Status.PACKING: ("ship", "hand to the carrier"),
+                     Shipment.Status.SHIPPED: ("deliver", "mark delivered")}  # fmt: skip
+            extra["returns"] = list(order.returns.values_list("number", "status"))
+            extra["can_refund"] = order.status in REFUNDABLE and order.amount_refunded < order.total
+            extra["parcel_steps"] = [
+                (number, *steps[status])
+                for number, status in order.shipments.values_list("number", "status")
+                if status in steps
+            ]
+        return super().change_view(request, object_id, form_url, extra_context=extra)
+
+    def parcel_view(self, request, pk: int):
+        """Pack a parcel of some or all of the lines left, with its carrier and tracking number; ship it now or
+        later. Through orders.services, like every change of an order."""
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        order = get_object_or_404(Order, pk=pk)
+        info = services.order_find(number=order.number, history=False)
+        packed = {line.id: 0 for line in info.lines}
+        for parcel in info.shipments:
+            for line in parcel.lines:
+                packed[line.line_id] += line.quantity
+        left = [(line, line.quantity - packed[line.id]) for line in info.lines if line.quantity > packed[line.id]]
+        form = ParcelForm(request.POST or None, left=left)
+        if request.method == "POST" and form.is_valid():
+            actor = f"staff:{request.user.pk}"
+            try:
+                parcel = services.shipment_create(
+                    number=order.number, carrier=form.cleaned_data["carrier"], actor=actor,
+                    lines=form.chosen_lines(), tracking_number=form.cleaned_data["tracking_number"],
+                )  # fmt: skip
+                if form.cleaned_data["ship_now"]:
+                    services.shipment_ship(number=order.number, shipment=parcel.number, actor=actor)
+            except services.OrderError as exc:
+                form.add_error(None, str(exc))
+            else:
+                shipped = " and shipped; the payment for it is being captured" if form.cleaned_data["ship_now"] else ""
+                messages.success(request, f"{order.number}: parcel {parcel.number} packed{shipped}.")
+                return redirect(reverse("admin:orders_order_change", args=[pk]))
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "order": info,
+                   "original": order, "form": form, "title": f"New parcel for {order.number}"}  # fmt: skip
+        return TemplateResponse(request, "admin/orders/order/parcel.html", context)
+
+    def return_view(self, request, pk: int, number: int):
+        """A customer's return: receive it (per line, back to sale stock or not) and refund it, through the
+        services."""
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        order = get_object_or_404(Order, pk=pk)
+        info = services.order_find(number=order.number, history=False)
+        ret = next((r for r in info.returns if r.number == number), None)
+        if ret is None:
+            raise PermissionDenied
+        receive = ReceiveForm(request.POST if "receive" in request.POST else None, ret=ret)
+        refund = RefundForm(request.POST if "refund" in request.POST else None)
+        actor = f"staff:{request.user.pk}"
+        try:
+            if receive.is_bound and receive.is_valid():
+                services.return_receive(number=order.number, ret=number, restock=receive.restock(), actor=actor)
+                messages.success(request, f"{order.number}: return {number} received.")
+                return redirect(request.path)
+            if refund.is_bound and refund.is_valid():
+                services.return_refund(number=order.number, ret=number, actor=actor,
+                                       amount=refund.cleaned_data["amount"],
+                                       include_shipping=refund.cleaned_data["include_shipping"])  # fmt: skip
+                messages.success(request, f"{order.number}: return {number} refunded; payments is refunding it.")
+                return redirect(request.path)
+        except services.OrderError as exc:
+            messages.error(request, f"{order.number}: {exc}")
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "order": info,
+                   "original": order, "ret": ret, "receive": receive, "refund": refund,
+                   "title": f"Return {number} of {order.number}"}  # fmt: skip
+        return TemplateResponse(request, "admin/orders/order/return.html", context)
+
+    def refund_view(self, request, pk: int):
+        """Refund an amount without goods coming back (goodwill)."""
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        order = get_object_or_404(Order, pk=pk)
+        form = GoodwillForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                services.order_refund_amount(
+                    number=order.number, amount=form.cleaned_data["amount"], actor=f"staff:{request.user.pk}",
+                    note=form.cleaned_data["note"],
+                )  # fmt: skip
+            except services.OrderError as exc:
+                form.add_error(None, str(exc))
+            else:
+                messages.success(request, f"{order.number}: {form.cleaned_data['amount']} being refunded.")
+                return redirect(reverse("admin:orders_order_change", args=[pk]))
+        info = services.order_find(number=order.number, history=False)
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "order": info,
+                   "original": order, "form": form, "title": f"Refund part of {order.number}"}  # fmt: skip
+        return TemplateResponse(request, "admin/orders/order/refund.html", context)
+
+    def parcel_step(self, request, pk: int, number: int, step: str):
+        if request.method != "POST" or not self.has_change_permission(request):
+            raise PermissionDenied
+        order = get_object_or_404(Order, pk=pk)
+        actor = f"staff:{request.user.pk}"
+        try:
+            if step == "ship":
+                services.shipment_ship(number=order.number, shipment=number, actor=actor)
+                messages.success(request, f"{order.number}: parcel {number} shipped; its payment is being captured.")
+            elif step == "deliver":
+                services.shipment_deliver(number=order.number, shipment=number, actor=actor)
+                messages.success(request, f"{order.number}: parcel {number} delivered.")
+            else:
+                raise PermissionDenied
+        except services.OrderError as exc:
+            messages.error(request, f"{order.number}: {exc}")
+        return redirect(reverse("admin:orders_order_change", args=[pk]))
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in Order._meta.fields]
@@ -82,3 +270,53 @@ class OrderAdmin(admin.ModelAdmin):
     @admin.action(description="Refund in full (shipped or delivered orders)", permissions=["change"])
     def refund(self, request, queryset) -> None:
         self._each(request, queryset, lambda n, a: services.order_refund(number=n, actor=a), "refunded")
+
+
+class ParcelForm(forms.Form):
+    carrier = forms.ChoiceField()
+    tracking_number = forms.CharField(max_length=64, required=False)
+    ship_now = forms.BooleanField(required=False, initial=True, label="Hand it to the carrier now (charges for it)")
+
+    def __init__(self, *args, left, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["carrier"].choices = [(code, name) for code, (name, _) in settings.ORDERS_CARRIERS.items()]
+        self.left = left
+        for line, quantity in left:
+            label = f"{line.sku} {line.name}" + (f" ({line.variant_label})" if line.variant_label else "")
+            self.fields[f"line_{line.id}"] = forms.IntegerField(
+                min_value=0, max_value=quantity, initial=quantity, label=label, help_text=f"{quantity} left to ship"
+            )
+
+    def chosen_lines(self) -> list[tuple[int, int]]:
+        return [(line.id, self.cleaned_data[f"line_{line.id}"]) for line, _ in self.left
+                if self.cleaned_data.get(f"line_{line.id}")]  # fmt: skip
+
+    def clean(self):
+        data = super().clean()
+        if not self.errors and not self.chosen_lines():
+            raise forms.ValidationError("Choose at least one item for the parcel.")
+        return data
+
+
+class ReceiveForm(forms.Form):
+    def __init__(self, *args, ret, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.ret = ret
+        for line in ret.lines:
+            self.fields[f"restock_{line.line_id}"] = forms.BooleanField(
+                required=False, initial=True, label=f"{line.quantity} x {line.sku} {line.name}: back to sale stock"
+            )
+
+    def restock(self) -> dict[int, bool]:
+        return {line.line_id: self.cleaned_data[f"restock_{line.line_id}"] for line in self.ret.lines}
+
+
+class RefundForm(forms.Form):
+    amount = forms.DecimalField(min_value=Decimal("0.01"), max_digits=12, decimal_places=2, required=False,
+                                help_text="Leave empty to refund the value of the returned items.")  # fmt: skip
+    include_shipping = forms.BooleanField(required=False, label="Refund the delivery charge too")
+
+
+class GoodwillForm(forms.Form):
+    amount = forms.DecimalField(min_value=Decimal("0.01"), max_digits=12, decimal_places=2)
+    note = forms.CharField(max_length=200, initial="Goodwill refund")

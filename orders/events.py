@@ -54,3 +54,43 @@ class OrderRefunded(DomainEvent):
     name: ClassVar[str] = "orders.order.refunded.v1"
     order_id: int
     number: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShipmentShipped(DomainEvent):
+    """A parcel of the order left with its carrier."""
+
+    name: ClassVar[str] = "orders.shipment.shipped.v1"
+    order_id: int
+    number: str
+    shipment: int
+    carrier: str
+    tracking_number: str
+    tracking_url: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShipmentDelivered(DomainEvent):
+    name: ClassVar[str] = "orders.shipment.delivered.v1"
+    order_id: int
+    number: str
+    shipment: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReturnRequested(DomainEvent):
+    name: ClassVar[str] = "orders.return.requested.v1"
+    order_id: int
+    number: str
+    ret: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReturnReceived(DomainEvent):
+    """Staff received a customer's return; `restocked` units went back to sale stock."""
+
+    name: ClassVar[str] = "orders.return.received.v1"
+    order_id: int
+    number: str
+    ret: int
+    restocked: int

@@ -13,8 +13,8 @@ from catalog.events import ReservationFailed
 from kernel.bus import INLINE, subscribe
 from kernel.db import atomic
 from orders import services
-from orders.events import OrderPaid
-from payments.events import PaymentAuthorized, PaymentFailed
+from orders.events import OrderPaid, ShipmentShipped
+from payments.events import PaymentAuthorized, PaymentFailed, PaymentRefunded
 
 
 # Inline: the order turns paid (or is cancelled) in the process that learned the payment's outcome, right after
@@ -62,3 +62,39 @@ def send_order_confirmation(event: OrderPaid) -> None:
             from_email=settings.DEFAULT_FROM_EMAIL,
             recipient_list=[order.email],
         )
+
+
+def fulfil_automatically(event: OrderPaid) -> None:
+    """ORDERS_AUTO_FULFIL: a worker packs and ships the paid order (one parcel, a generated tracking number)."""
+    services.orders_auto_fulfil(number=event.number)
+
+
+# Subscribed only when the shop asks for it: otherwise every paid order would carry a delivery for nothing.
+if settings.ORDERS_AUTO_FULFIL:
+    subscribe(OrderPaid, idempotent=True, key="orders.fulfil_automatically")(fulfil_automatically)
+
+
+@subscribe(ShipmentShipped, idempotent=True)
+def send_shipment_email(event: ShipmentShipped) -> None:
+    """The customer hears that a parcel is on its way, with its tracking link: once per parcel (claimed and sent in
+    one transaction)."""
+    with atomic(module="orders"):
+        if not services.shipment_claim_email(number=event.number, shipment=event.shipment):
+            return
+        order = services.order_find(number=event.number, history=False)
+        parcel = next(s for s in order.shipments if s.number == event.shipment)
+        context = {"order": order, "parcel": parcel, "shop_name": settings.SHOP_NAME}
+        send_mail(
+            subject=f"{settings.SHOP_NAME}: order {order.number} is on its way",
+            message=render_to_string("orders/email/shipped.txt", context),
+            html_message=render_to_string("orders/email/shipped.html", context),
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            recipient_list=[order.email],
+        )
+
+
+@subscribe(PaymentRefunded, idempotent=True)
+def count_refund(event: PaymentRefunded) -> None:
+    """A refund made in payments (its admin, a refund command) shows on the order, and a full one refunds it."""
+    services.order_payment_refunded(number=event.reference, total_refunded=event.total_refunded,
+                                    currency=event.currency)  # fmt: skip

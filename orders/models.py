@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 
@@ -12,8 +12,12 @@ class Order(models.Model):
         PENDING_PAYMENT = "pending_payment", "Awaiting payment"
         PAID = "paid", "Paid"
         FULFILLING = "fulfilling", "Being packed"
+        PARTIALLY_SHIPPED = "partially_shipped", "Partly shipped"
         SHIPPED = "shipped", "Shipped"
+        PARTIALLY_DELIVERED = "partially_delivered", "Partly delivered"
         DELIVERED = "delivered", "Delivered"
+        PARTIALLY_RETURNED = "partially_returned", "Partly returned"
+        RETURNED = "returned", "Returned"
         CANCELLED = "cancelled", "Cancelled"
         REFUNDED = "refunded", "Refunded"
 
@@ -36,13 +40,19 @@ class Order(models.Model):
     idempotency_key = models.CharField(max_length=255, unique=True)
     access_token = models.CharField(max_length=64, help_text="Lets a guest open their order from the email.")
     confirmation_sent_at = models.DateTimeField(null=True, blank=True)
+    amount_refunded = models.DecimalField(
+        max_digits=12, decimal_places=2, default=0, help_text="What orders asked payments to refund, in all."
+    )
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.CheckConstraint(condition=Q(total__gte=0, subtotal__gte=0, shipping__gte=0), name="order_amounts")
+            models.CheckConstraint(condition=Q(total__gte=0, subtotal__gte=0, shipping__gte=0), name="order_amounts"),
+            models.CheckConstraint(
+                condition=Q(amount_refunded__gte=0, amount_refunded__lte=F("total")), name="order_refunds_within_total"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -62,10 +72,24 @@ class OrderLine(models.Model):
     currency = models.CharField(max_length=3)
     quantity = models.PositiveIntegerField()
     line_total = models.DecimalField(max_digits=12, decimal_places=2)
+    quantity_shipped = models.PositiveIntegerField(default=0)
+    quantity_delivered = models.PositiveIntegerField(default=0)
+    quantity_returned = models.PositiveIntegerField(default=0, help_text="Received back from the customer.")
+    quantity_refunded = models.PositiveIntegerField(default=0, help_text="Refunded through a return.")
 
     class Meta:
         ordering = ["id"]
-        constraints = [models.CheckConstraint(condition=Q(quantity__gte=1), name="order_line_quantity_positive")]
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gte=1), name="order_line_quantity_positive"),
+            models.CheckConstraint(
+                condition=Q(quantity_shipped__lte=F("quantity"), quantity_delivered__lte=F("quantity_shipped")),
+                name="order_line_shipped_within_ordered",
+            ),
+            models.CheckConstraint(
+                condition=Q(quantity_returned__lte=F("quantity_delivered"), quantity_refunded__lte=F("quantity")),
+                name="order_line_returned_within_delivered",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.quantity} x {self.sku}"
@@ -84,3 +108,122 @@ class StatusChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.from_status or '-'} -> {self.to_status} by {self.actor}"
+
+
+class Shipment(models.Model):
+    """A parcel: some or all of an order's lines, packed, then handed to a carrier, then delivered."""
+
+    class Status(models.TextChoices):
+        PACKING = "packing", "Being packed"
+        SHIPPED = "shipped", "Shipped"
+        DELIVERED = "delivered", "Delivered"
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="shipments")
+    number = models.PositiveSmallIntegerField(help_text="1, 2, ... within the order.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PACKING)
+    carrier = models.CharField(max_length=40)
+    tracking_number = models.CharField(max_length=64, blank=True)
+    tracking_url = models.URLField(max_length=500, blank=True)
+    capture_amount = models.DecimalField(
+        max_digits=12, decimal_places=2, null=True, blank=True,
+        help_text="What its shipping captured; empty for the last parcel, which captures the rest.",
+    )  # fmt: skip
+    created_at = models.DateTimeField(default=timezone.now)
+    shipped_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    email_sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["order_id", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["order", "number"], name="shipment_number_once_per_order"),
+            models.UniqueConstraint(
+                fields=["carrier", "tracking_number"], condition=~Q(tracking_number=""), name="shipment_tracking_once"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.order_id}/{self.number} ({self.status})"
+
+
+class ShipmentLine(models.Model):
+    shipment = models.ForeignKey(Shipment, on_delete=models.CASCADE, related_name="lines")
+    line = models.ForeignKey(OrderLine, on_delete=models.PROTECT, related_name="shipment_lines")
+    quantity = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gte=1), name="shipment_line_quantity_positive"),
+            models.UniqueConstraint(fields=["shipment", "line"], name="shipment_line_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} x line {self.line_id}"
+
+
+class CarrierNotification(models.Model):
+    """A delivery update a carrier sent, recorded once per (carrier, event id): a replay changes nothing."""
+
+    carrier = models.CharField(max_length=40)
+    event_id = models.CharField(max_length=100)
+    tracking_number = models.CharField(max_length=64)
+    status = models.CharField(max_length=30)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["carrier", "event_id"], name="carrier_notification_once")]
+
+    def __str__(self) -> str:
+        return f"{self.carrier} {self.event_id}"
+
+
+class Return(models.Model):
+    """A customer's request to send delivered items back, then what staff did with it."""
+
+    class Status(models.TextChoices):
+        REQUESTED = "requested", "Requested"
+        RECEIVED = "received", "Received"
+        CANCELLED = "cancelled", "Cancelled"
+
+    class Reason(models.TextChoices):
+        DAMAGED = "damaged", "Arrived damaged"
+        WRONG_ITEM = "wrong_item", "Wrong item sent"
+        NOT_AS_DESCRIBED = "not_as_described", "Not as described"
+        CHANGED_MIND = "changed_mind", "No longer needed"
+        OTHER = "other", "Other"
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="returns")
+    number = models.PositiveSmallIntegerField(help_text="1, 2, ... within the order.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.REQUESTED)
+    reason = models.CharField(max_length=20, choices=Reason.choices)
+    note = models.CharField(max_length=500, blank=True)
+    requested_by = models.CharField(max_length=100)
+    created_at = models.DateTimeField(default=timezone.now)
+    received_at = models.DateTimeField(null=True, blank=True)
+    amount_refunded = models.DecimalField(max_digits=12, decimal_places=2, default=0)
+
+    class Meta:
+        ordering = ["order_id", "number"]
+        constraints = [models.UniqueConstraint(fields=["order", "number"], name="return_number_once_per_order")]
+
+    def __str__(self) -> str:
+        return f"{self.order_id}/R{self.number} ({self.status})"
+
+
+class ReturnLine(models.Model):
+    ret = models.ForeignKey(Return, on_delete=models.CASCADE, related_name="lines")
+    line = models.ForeignKey(OrderLine, on_delete=models.PROTECT, related_name="return_lines")
+    quantity = models.PositiveIntegerField()
+    restock = models.BooleanField(null=True, blank=True, help_text="Decided when received: back to sale stock?")
+    refunded = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gte=1), name="return_line_quantity_positive"),
+            models.UniqueConstraint(fields=["ret", "line"], name="return_line_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} x line {self.line_id}"

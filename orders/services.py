@@ -27,47 +27,51 @@ from catalog.services import stock_reserve, variants_get
 from kernel.bus import publish
 from kernel.db import atomic, unique
 from kernel.money import round_money
-from orders.events import OrderCancelled, OrderDelivered, OrderPaid, OrderPlaced, OrderRefunded, OrderShipped
-from orders.models import Order, OrderLine, StatusChange
-from payments.events import CancelPayment, CapturePayment, RefundPayment
+from orders import fulfilment, returns
+from orders.events import OrderCancelled, OrderPaid, OrderPlaced, OrderRefunded
+from orders.fulfilment import (
+    ShipmentInfo,
+    ShipmentLineInfo,
+    carrier_name,
+    carrier_update,
+    orders_auto_fulfil,
+    shipment_claim_email,
+    shipment_create,
+    shipment_deliver,
+    shipment_ship,
+    tracking_url_for,
+)
+from orders.models import Order, OrderLine, Shipment, StatusChange
+from orders.returns import (
+    REASONS,
+    ReturnError,
+    ReturnInfo,
+    ReturnLineInfo,
+    order_payment_refunded,
+    order_refund_amount,
+    return_receive,
+    return_refund,
+    return_request,
+)
+from orders.state import (
+    ALLOWED,
+    CANCELLABLE,
+    EmptyBasket,
+    IllegalTransition,
+    OrderError,
+    OrderNotFound,
+    ShipmentError,
+    UnavailableItem,
+)
+from orders.state import locked as _locked
+from orders.state import transition as _transition
+from payments.events import CancelPayment, RefundPayment
 from payments.services import PaymentError
 
 logger = logging.getLogger(__name__)
 Status = Order.Status
 OrderStatus = Order.Status  # public: callers compare against these, never strings
 NUMBER_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: easy to read out on the phone
-
-ALLOWED = {
-    Status.PENDING_PAYMENT: {Status.PAID, Status.CANCELLED},
-    Status.PAID: {Status.FULFILLING, Status.SHIPPED, Status.CANCELLED},
-    Status.FULFILLING: {Status.SHIPPED, Status.CANCELLED},
-    Status.SHIPPED: {Status.DELIVERED, Status.REFUNDED},
-    Status.DELIVERED: {Status.REFUNDED},
-    Status.CANCELLED: set(),
-    Status.REFUNDED: set(),
-}
-CANCELLABLE = {Status.PENDING_PAYMENT, Status.PAID, Status.FULFILLING}
-
-
-class OrderError(Exception):
-    """Base of the exceptions orders raises."""
-
-
-class OrderNotFound(OrderError):
-    pass
-
-
-class IllegalTransition(OrderError):
-    pass
-
-
-class EmptyBasket(OrderError):
-    pass
-
-
-class UnavailableItem(OrderError):
-    """A line's product is no longer on sale."""
-
 
 # ---------------------------------------------------------------- pricing
 
@@ -158,6 +162,14 @@ class OrderLineInfo:
     unit_price: Decimal
     quantity: int
     line_total: Decimal
+    id: int = 0
+    product_id: int = 0
+    variant_id: int = 0
+    quantity_shipped: int = 0
+    quantity_delivered: int = 0
+    quantity_returned: int = 0
+    quantity_refunded: int = 0
+    returnable: int = 0  # how many the customer may still ask to return
 
 
 @dataclass(frozen=True)
@@ -191,6 +203,9 @@ class OrderInfo:
     created_at: datetime
     lines: tuple[OrderLineInfo, ...]
     history: tuple[StatusChangeInfo, ...]
+    shipments: tuple[ShipmentInfo, ...] = ()
+    returns: tuple[ReturnInfo, ...] = ()
+    amount_refunded: Decimal = Decimal(0)
 
     @property
     def can_cancel(self) -> bool:
@@ -200,10 +215,16 @@ class OrderInfo:
 def _info(order: Order, lines: Iterable[OrderLine] | None = None, history: Iterable[StatusChange] | None = None
           ) -> OrderInfo:  # fmt: skip
     """lines and history default to the order's (prefetched) relations."""
+    lines = list(order.lines.all() if lines is None else lines)
+    shipments = fulfilment.shipments_of(order, lines)
+    rets = returns.returns_of(order, lines)
+    left = returns.returnable(order, lines)
     lines = tuple(
-        OrderLineInfo(li.sku, li.name, li.variant_label, li.unit_price, li.quantity, li.line_total)
-        for li in (order.lines.all() if lines is None else lines)
-    )
+        OrderLineInfo(li.sku, li.name, li.variant_label, li.unit_price, li.quantity, li.line_total, li.pk,
+                      li.product_id, li.variant_id, li.quantity_shipped, li.quantity_delivered,
+                      li.quantity_returned, li.quantity_refunded, left.get(li.pk, 0))
+        for li in lines
+    )  # fmt: skip
     history = tuple(
         StatusChangeInfo(h.from_status, h.to_status, Status(h.to_status).label, h.actor, h.note, h.at)
         for h in (order.history.all() if history is None else history)
@@ -211,7 +232,8 @@ def _info(order: Order, lines: Iterable[OrderLine] | None = None, history: Itera
     return OrderInfo(
         order.pk, order.number, order.user_id, order.email, order.status, Status(order.status).label, order.currency,
         order.subtotal, order.shipping, order.tax, order.total, order.prices_include_tax, order.shipping_method,
-        order.shipping_address, order.payment_id, order.access_token, order.created_at, lines, history,
+        order.shipping_address, order.payment_id, order.access_token, order.created_at, lines, history, shipments,
+        rets, order.amount_refunded,
     )  # fmt: skip
 
 
@@ -343,24 +365,6 @@ def order_attach_payment(*, number: str, payment_id: int) -> None:
 # payments captures, voids or refunds. None of them calls another module's write inside this transaction.
 
 
-def _transition(order: Order, to: str, actor: str, note: str = "", also: tuple[str, ...] = ()) -> None:
-    """Validate and record a status change; `also` names other fields changed on the order, saved with it."""
-    if to not in ALLOWED[Status(order.status)]:
-        raise IllegalTransition(
-            f"an order that is {order.get_status_display().lower()} cannot become {Status(to).label.lower()}"
-        )
-    StatusChange.objects.create(order=order, from_status=order.status, to_status=to, actor=actor, note=note[:300])
-    order.status = to
-    order.save(update_fields=["status", "updated_at", *also])
-
-
-def _locked(number: str) -> Order:
-    order = unique(Order.objects.select_for_update().filter(number=number))
-    if order is None:
-        raise OrderNotFound(number)
-    return order
-
-
 def _give_money_back(order: Order) -> None:
     if order.payment_id:
         publish(CancelPayment(payment_id=order.payment_id, idempotency_key=f"{order.number}:cancel"))
@@ -423,6 +427,7 @@ def order_cancel(*, number: str, actor: str, user_id: int | None = None, access_
         order = _locked(number)
         if order.status not in CANCELLABLE:
             raise IllegalTransition("This order has left our warehouse and can no longer be cancelled.")
+        order.shipments.filter(status=Shipment.Status.PACKING).delete()  # parcels packed, never handed over
         _cancel(order, actor, "Cancelled", "cancelled")
     return order_find(number=number)
 
@@ -435,23 +440,16 @@ def order_start_fulfilment(*, number: str, actor: str) -> OrderInfo:
 
 
 def order_ship(*, number: str, actor: str) -> OrderInfo:
-    """The parcel leaves: the order is shipped, OrderShipped is published and payments is asked to capture the
-    payment (the customer is charged now), all in one transaction. Raises IllegalTransition, OrderNotFound."""
-    with atomic(module="orders"):
-        order = _locked(number)
-        _transition(order, Status.SHIPPED, actor, "Handed to the carrier")
-        publish(OrderShipped(order_id=order.pk, number=number))
-        if order.payment_id:
-            publish(CapturePayment(payment_id=order.payment_id, idempotency_key=f"{number}:capture"))
+    """Ship everything in one go: what is not in a parcel yet goes in one, and every parcel is handed to the
+    carrier, each capturing its part of the payment through the outbox. An order shipped already is left as it
+    is. Raises IllegalTransition (not paid, cancelled), OrderNotFound."""
+    fulfilment.order_ship(number=number, actor=actor)
     return order_find(number=number)
 
 
 def order_deliver(*, number: str, actor: str) -> OrderInfo:
-    """The carrier delivered the parcel. Raises IllegalTransition, OrderNotFound."""
-    with atomic(module="orders"):
-        order = _locked(number)
-        _transition(order, Status.DELIVERED, actor, "Delivered")
-        publish(OrderDelivered(order_id=order.pk, number=number))
+    """Every parcel shipped is delivered. Raises IllegalTransition (nothing shipped), OrderNotFound."""
+    fulfilment.order_deliver(number=number, actor=actor)
     return order_find(number=number)
 
 
@@ -460,7 +458,8 @@ def order_refund(*, number: str, actor: str, note: str = "") -> OrderInfo:
     shipped is cancelled instead, which voids its payment.) Raises IllegalTransition, OrderNotFound."""
     with atomic(module="orders"):
         order = _locked(number)
-        _transition(order, Status.REFUNDED, actor, note or "Refunded")
+        order.amount_refunded = order.total  # all of it, whatever was refunded in part before
+        _transition(order, Status.REFUNDED, actor, note or "Refunded", also=("amount_refunded",))
         publish(OrderRefunded(order_id=order.pk, number=number))
         if order.payment_id:
             publish(RefundPayment(payment_id=order.payment_id, idempotency_key=f"{number}:refund"))
@@ -512,6 +511,7 @@ def orders_expire_unpaid(*, older_than_minutes: int | None = None) -> int:
 __all__ = [
     "ALLOWED",
     "CANCELLABLE",
+    "REASONS",
     "EmptyBasket",
     "IllegalTransition",
     "OrderError",
@@ -520,7 +520,15 @@ __all__ = [
     "OrderStatus",
     "PaymentError",
     "Quote",
+    "ReturnError",
+    "ReturnInfo",
+    "ReturnLineInfo",
+    "ShipmentError",
+    "ShipmentInfo",
+    "ShipmentLineInfo",
     "UnavailableItem",
+    "carrier_name",
+    "carrier_update",
     "order_attach_payment",
     "order_by_key",
     "order_cancel",
@@ -531,14 +539,25 @@ __all__ = [
     "order_get",
     "order_mark_paid",
     "order_payment_failed",
+    "order_payment_refunded",
     "order_place",
     "order_quote",
     "order_refund",
+    "order_refund_amount",
     "order_ship",
     "order_start_fulfilment",
     "order_stock_lost",
     "orders_anonymise_customer",
+    "orders_auto_fulfil",
     "orders_expire_unpaid",
     "orders_for_customer",
+    "return_receive",
+    "return_refund",
+    "return_request",
+    "shipment_claim_email",
+    "shipment_create",
+    "shipment_deliver",
+    "shipment_ship",
     "shipping_methods",
+    "tracking_url_for",
 ]

@@ -218,3 +218,13 @@ def test_the_readme_links_only_to_files_in_the_repository():
     assert targets, "the README links to docs/architecture.md at least"
     missing = [t for t in targets if not (ROOT / t).resolve().is_relative_to(ROOT) or not (ROOT / t).exists()]
     assert missing == []
+
+
+@pytest.mark.django_db
+def test_every_model_change_has_its_migration():
+    from django.core.management import call_command
+
+    try:
+        call_command("makemigrations", "--check", "--dry-run", verbosity=0)
+    except SystemExit as exc:
+        pytest.fail(f"a model changed without a migration (makemigrations --check exited {exc.code})")

@@ -142,13 +142,18 @@ def test_shipping_records_the_event_and_the_capture_with_the_status_so_a_crash_l
     shipped = services.order_ship(number=order.number, actor="staff:1")  # and the process dies right after commit
     assert shipped.status == services.OrderStatus.SHIPPED
     assert payment_get(payment_id=shipped.payment_id).amount_captured == 0, "not charged yet"
-    assert sorted(outbox.undelivered()) == [("payments.payment.capture.v1", "payments.capture_payment")]
+    assert sorted(outbox.undelivered()) == [
+        ("orders.shipment.shipped.v1", "orders.send_shipment_email"),
+        ("payments.payment.capture.v1", "payments.capture_payment"),
+    ]
     assert outbox.events("orders.order.shipped.v1"), "the event was written with the status"
 
-    assert process_dies_after_commit.recover() == 1
+    assert process_dies_after_commit.recover() == 2, "the capture and the customer's email"
+    assert len([m for m in mail.outbox if "on its way" in m.subject]) == 1
     assert payment_get(payment_id=shipped.payment_id).amount_captured == shipped.total
     assert bus.sweep(now=timezone.now() + timedelta(days=1)) == 0
     assert Transaction.objects.filter(kind="capture").count() == 1, "captured once"
+    assert len([m for m in mail.outbox if "on its way" in m.subject]) == 1, "told once"
 
 
 def test_cancelling_with_the_process_killed_after_commit_still_returns_stock_and_money(
