@@ -143,7 +143,9 @@ def _order_for(request: HttpRequest, number: str) -> orders.OrderInfo:
 def order_detail(request: HttpRequest, number: str) -> HttpResponse:
     order = _order_for(request, number)
     payment = payment_get(payment_id=order.payment_id) if order.payment_id else None
-    context = {"order": order, "payment": payment, "token": request.GET.get("t", "")}
+    returnable = [(line, range(line.returnable + 1)) for line in order.lines if line.returnable]
+    context = {"order": order, "payment": payment, "token": request.GET.get("t", ""), "returnable": returnable,
+               "reasons": orders.REASONS}  # fmt: skip
     return _no_store(render(request, "shop/order_detail.html", context))
 
 
@@ -162,3 +164,30 @@ def order_cancel(request: HttpRequest, number: str) -> HttpResponse:
     target = reverse("shop:order", args=[number])
     token = request.POST.get("t")
     return redirect(f"{target}?t={token}" if token and not request.user.is_authenticated else target)
+
+
+@require_POST
+def order_return(request: HttpRequest, number: str) -> HttpResponse:
+    """The customer asks to return delivered items: quantities per line, a reason and a note."""
+    order = _order_for(request, number)
+    signed_in = request.user.is_authenticated
+    lines = []
+    for line in order.lines:
+        raw = request.POST.get(f"return_{line.id}", "0")
+        quantity = int(raw) if raw.isdigit() and len(raw) < 4 else 0
+        if quantity:
+            lines.append((line.id, quantity))
+    try:
+        ret = orders.return_request(
+            number=order.number, lines=lines, reason=request.POST.get("reason", ""),
+            note=request.POST.get("note", "")[:500], actor=f"customer:{request.user.pk}" if signed_in else "guest",
+            user_id=request.user.pk if signed_in else None, access_token=None if signed_in else request.POST.get("t"),
+        )  # fmt: skip
+    except orders.ReturnError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Return {ret.number} is registered. Send the items back; we refund them once "
+                                  "they arrive.")  # fmt: skip
+    target = reverse("shop:order", args=[number])
+    token = request.POST.get("t")
+    return redirect(f"{target}?t={token}" if token and not signed_in else target)

@@ -24,6 +24,7 @@ urlpatterns = [
     path("orders/", checkout_views.order_history, name="orders"),
     path("orders/<str:number>/", checkout_views.order_detail, name="order"),
     path("orders/<str:number>/cancel/", checkout_views.order_cancel, name="order-cancel"),
+    path("orders/<str:number>/return/", checkout_views.order_return, name="order-return"),
     path("robots.txt", views.robots_txt, name="robots"),
     path(
         "sitemap.xml",

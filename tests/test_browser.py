@@ -231,3 +231,101 @@ def test_search_to_paid_order_and_a_declined_card_keeps_the_cart(live_server, pa
     page.screenshot(path=artifacts / "checkout-declined.png", full_page=True)
     page.get_by_role("link", name="Back to your cart").click()
     expect(page.locator(".cart-line")).to_have_count(1)
+
+
+def _checkout(page, live_server) -> str:
+    from playwright.sync_api import expect
+
+    page.goto(live_server.url + "/checkout/")
+    page.get_by_label("Full name").fill("Sam Buyer")
+    page.get_by_label("Address", exact=True).fill("1 Market Street")
+    page.get_by_label("Postcode").fill("10115")
+    page.get_by_label("City").fill("Berlin")
+    page.get_by_role("button", name="Review your order").click()
+    page.locator("#place-order").click()
+    page.get_by_label("Card number").fill("4242 4242 4242 4242")
+    page.get_by_role("button", name="Pay").click()
+    expect(page.get_by_role("heading", name="Thank you! Your order is confirmed.")).to_be_visible()
+    return page.locator("#order-number").inner_text()
+
+
+def test_two_parcels_tracked_by_the_customer_then_a_return_received_and_refunded_by_staff(live_server, artifacts):
+    """A customer buys two products; staff ship one parcel, then the other, from the admin; the customer sees both
+    tracking links and asks to return one item; staff receive it (back to stock) and refund it."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from catalog.models import StockItem
+    from orders.services import order_find
+    from tests.factories import UserFactory, make_category, make_product
+
+    home = make_category("Home")
+    lamp = make_product("Brass Lamp", home, variants=[{"price": "40.00", "stock": 5}])
+    vase = make_product("Glass Vase", home, variants=[{"price": "25.00", "stock": 5}])
+    UserFactory(email="sam@example.com")
+    SuperuserFactory(email="staff@example.com")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        customer = browser.new_context(viewport={"width": 1280, "height": 860}).new_page()
+        staff = browser.new_context(viewport={"width": 1280, "height": 860}).new_page()
+
+        customer.goto(live_server.url + "/account/login/")
+        customer.get_by_label("Email address").fill("sam@example.com")
+        customer.get_by_label("Password").fill(DEFAULT_PASSWORD)
+        customer.get_by_role("button", name="Sign in").click()
+        for product in (lamp, vase):
+            customer.goto(f"{live_server.url}/p/{product.slug}/")
+            customer.get_by_role("button", name="Add to cart").click()
+            expect(customer.locator(".add-status")).to_contain_text("to your cart")
+        number = _checkout(customer, live_server)
+        order = order_find(number=number)
+
+        staff.goto(live_server.url + "/admin/")
+        staff.get_by_label("Email address").fill("staff@example.com")
+        staff.get_by_label("Password").fill(DEFAULT_PASSWORD)
+        staff.get_by_role("button", name="Log in").click()
+        for parcel, (product, carrier, tracking) in enumerate([(lamp, "DHL", "JD0001"), (vase, "UPS", "1Z0002")], 1):
+            staff.goto(f"{live_server.url}/admin/orders/order/{order.id}/change/")
+            staff.get_by_role("link", name="New parcel").click()
+            for line in order.lines:
+                if line.product_id != product.pk and parcel == 1:
+                    staff.locator(f"#id_line_{line.id}").fill("0")
+            staff.get_by_label("Carrier", exact=True).select_option(label=carrier)
+            staff.get_by_label("Tracking number").fill(tracking)
+            if parcel == 1:
+                staff.screenshot(path=artifacts / "admin-new-parcel.png", full_page=True)
+            staff.get_by_role("button", name="Pack the parcel").click()
+            expect(staff.locator(".messagelist")).to_contain_text(f"parcel {parcel} packed and shipped")
+        staff.screenshot(path=artifacts / "admin-order-two-parcels.png", full_page=True)
+        for parcel in (1, 2):
+            staff.get_by_role("button", name=f"Parcel {parcel}: mark delivered").click()
+        expect(staff.locator(".field-status, .readonly").first).to_be_visible()
+
+        customer.goto(f"{live_server.url}/orders/{number}/")
+        expect(customer.locator(".order-status")).to_contain_text("Delivered")
+        expect(customer.get_by_role("link", name="Track parcel 1")).to_have_attribute("href", re.compile("JD0001"))
+        expect(customer.get_by_role("link", name="Track parcel 2")).to_have_attribute("href", re.compile("1Z0002"))
+        customer.screenshot(path=artifacts / "order-two-parcels.png", full_page=True)
+        customer.get_by_text("Return items").click()
+        customer.get_by_label("Brass Lamp").select_option("1")
+        customer.get_by_label("Reason").select_option(label="Arrived damaged")
+        customer.get_by_role("button", name="Ask to return these items").click()
+        expect(customer.get_by_text("Return 1 is registered")).to_be_visible()
+        customer.set_viewport_size({"width": 390, "height": 844})
+        customer.screenshot(path=artifacts / "order-return-requested-phone.png", full_page=True)
+        assert customer.evaluate("document.documentElement.scrollWidth") <= 390
+
+        staff.goto(f"{live_server.url}/admin/orders/order/{order.id}/change/")
+        staff.get_by_role("link", name="Return 1 (requested)").click()
+        staff.get_by_role("button", name="Received").click()
+        expect(staff.locator(".messagelist")).to_contain_text("return 1 received")
+        staff.get_by_role("button", name="Refund", exact=True).click()
+        expect(staff.locator(".messagelist")).to_contain_text("refunded")
+        staff.screenshot(path=artifacts / "admin-return-refunded.png", full_page=True)
+
+        customer.goto(f"{live_server.url}/orders/{number}/")
+        expect(customer.locator(".order-status")).to_contain_text("Partly returned")
+        expect(customer.locator(".refunded")).to_contain_text("40.00")
+        customer.set_viewport_size({"width": 1280, "height": 860})
+        customer.screenshot(path=artifacts / "order-returned-refunded.png", full_page=True)
+        browser.close()
+    assert StockItem.objects.get(variant=lamp.variants.get()).on_hand == 5, "sold one, got it back"

@@ -33,9 +33,10 @@ def delivered():
     pay(order)
     order = services.order_find(number=order.number)
     k, m = (next(line for line in order.lines if line.sku == v.sku) for v in (kettle, mug))
-    services.shipment_create(number=order.number, carrier="dhl", actor="s", lines=[(k.id, 2), (m.id, 2)])
+    services.shipment_create(number=order.number, carrier="dhl", actor="s", lines=[(k.id, 2), (m.id, 2)],
+                             tracking_number="JD0001")  # fmt: skip
     services.shipment_ship(number=order.number, shipment=1, actor="s")
-    services.shipment_create(number=order.number, carrier="ups", actor="s")
+    services.shipment_create(number=order.number, carrier="ups", actor="s", tracking_number="1Z0002")
     services.shipment_ship(number=order.number, shipment=2, actor="s")
     services.order_deliver(number=order.number, actor="carrier")
     return services.order_find(number=order.number), kettle, mug, k.id, m.id
@@ -159,3 +160,26 @@ def test_a_full_refund_from_the_payments_admin_refunds_the_order(client, deliver
     status, refunded, _ = figures(order.number)
     assert (status, refunded) == ("refunded", order.total), "not left 'Delivered' for staff and customer"
     assert services.order_find(number=order.number).history[-1].actor == "payments"
+
+
+def test_the_customer_sees_each_parcels_tracking_link_and_asks_for_a_return_from_the_order_page(client, delivered):
+    order, kettle, _, kettle_line, mug_line = delivered
+    page = client.get(f"/orders/{order.number}/?t={order.access_token}").content.decode()
+    assert [parcel.tracking_number for parcel in order.shipments] == ["JD0001", "1Z0002"]
+    for parcel in order.shipments:
+        assert f"Track parcel {parcel.number}" in page
+        assert parcel.tracking_url in page
+    assert "Return items" in page
+    refused = client.post(f"/orders/{order.number}/return/", {"t": order.access_token, f"return_{kettle_line}": "1"},
+                          follow=True)  # fmt: skip
+    assert "Choose a reason" in refused.content.decode()
+    response = client.post(f"/orders/{order.number}/return/", {
+        "t": order.access_token, f"return_{kettle_line}": "1", f"return_{mug_line}": "0", "reason": "damaged",
+        "note": "<script>alert(1)</script>"}, follow=True)  # fmt: skip
+    text = response.content.decode()
+    assert "Return 1 is registered" in text
+    assert "<script>alert(1)</script>" not in text
+    (ret,) = services.order_find(number=order.number).returns
+    assert [(line.sku, line.quantity) for line in ret.lines] == [(kettle.sku, 1)]
+    assert client.post(f"/orders/{order.number}/return/", {"t": "guess", f"return_{kettle_line}": "1",
+                                                           "reason": "damaged"}).status_code == 404  # fmt: skip
