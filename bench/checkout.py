@@ -207,6 +207,11 @@ def main() -> None:
     parser.add_argument("--scarce", type=int, default=4, help="products that start with --scarce-stock units")
     parser.add_argument("--scarce-stock", type=int, default=5, help="units of each scarce product at the start")
     parser.add_argument(
+        "--fulfil",
+        action="store_true",
+        help="ORDERS_AUTO_FULFIL: a worker ships every paid order and captures its payment; checks each once",
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="also print CPU time and SQL statements per request, by route (bench/profiled_wsgi.py)",
@@ -245,6 +250,7 @@ def main() -> None:
         "PAYMENTS_GATEWAY": "test", "PAYMENTS_TEST_GATEWAY_ENABLED": "1", "GUNICORN_ACCESSLOG": "/dev/null",
         "WEB_CONCURRENCY": str(args.workers), "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_MAX_REQUESTS": "0",
         "EMAIL_BACKEND": "django.core.mail.backends.dummy.EmailBackend", "ALLOWED_HOSTS": "127.0.0.1",
+        "ORDERS_AUTO_FULFIL": "1" if args.fulfil else "0",
     }  # fmt: skip
     profile_dir = tempfile.mkdtemp(prefix="bench-profile-") if args.profile else ""
     env["BENCH_PROFILE_DIR"] = profile_dir
@@ -289,6 +295,8 @@ def main() -> None:
         for t in threads:
             t.join()
         time.sleep(3)  # let the worker finish what is in flight
+        if args.fulfil:
+            wait_shipped(database, started_at)
     finally:
         for process in (web, worker):
             process.send_signal(signal.SIGTERM)
@@ -304,7 +312,7 @@ def main() -> None:
             "OR reserved > on_hand)", (ids,)).fetchone()[0]  # fmt: skip
         sold = conn.execute(
             "SELECT coalesce(sum(l.quantity), 0) FROM orders_orderline l JOIN orders_order o ON o.id = l.order_id "
-            "WHERE o.created_at >= %s AND o.status IN ('paid', 'fulfilling', 'shipped', 'delivered') "
+            "WHERE o.created_at >= %s AND o.status NOT IN ('pending_payment', 'cancelled') "
             "AND l.variant_id = ANY(%s)", (started_at, ids)).fetchone()[0]  # fmt: skip
         sold_out_scarce = conn.execute(
             "SELECT count(*) FROM catalog_stockitem WHERE variant_id = ANY(%s) AND on_hand = 0", (scarce,)
@@ -339,8 +347,43 @@ def main() -> None:
         print_profile(profile_dir, sum(result == "ok" for _, result in outcomes))  # its counts include the warm-up
     oversold = negative or on_hand + sold != start_stock
     print("oversell check: " + ("FAILED" if oversold else "ok (conserved, nothing negative)"))
-    if oversold or other:
+    badly_captured = check_captures(database, started_at) if args.fulfil else 0
+    if oversold or other or badly_captured:
         sys.exit(1)
+
+
+def wait_shipped(database: str, started_at, timeout: float = 120) -> None:
+    """With --fulfil: wait (a while at most) until the worker has shipped every paid order of the run and its
+    payment is captured."""
+    deadline = time.monotonic() + timeout
+    query = (
+        "SELECT count(*) FROM orders_order o JOIN payments_payment p ON p.id = o.payment_id "
+        "WHERE o.created_at >= %s AND o.status NOT IN ('pending_payment', 'cancelled') "
+        "AND (o.status <> 'shipped' OR p.amount_captured <> o.total)"
+    )
+    with psycopg.connect(database, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            if not conn.execute(query, (started_at,)).fetchone()[0]:
+                return
+            time.sleep(0.5)
+
+
+def check_captures(database: str, started_at) -> int:
+    """With --fulfil: every paid order shipped, and its payment captured once, for its total. Returns the number
+    of orders that are not."""
+    with psycopg.connect(database) as conn:
+        rows = conn.execute(
+            "SELECT o.number, o.status, o.total, p.amount_captured, "
+            "(SELECT count(*) FROM payments_transaction t WHERE t.payment_id = p.id AND t.kind = 'capture'), "
+            "(SELECT count(*) FROM orders_shipment s WHERE s.order_id = o.id) "
+            "FROM orders_order o JOIN payments_payment p ON p.id = o.payment_id "
+            "WHERE o.created_at >= %s AND o.status NOT IN ('pending_payment', 'cancelled')",
+            (started_at,),
+        ).fetchall()
+    wrong = [r for r in rows if r[1] != "shipped" or r[2] != r[3] or r[4] != 1 or r[5] != 1]
+    print(f"shipped and captured once, for the order's total: {len(rows) - len(wrong)} of {len(rows)} paid orders"
+          + (f"; not: {wrong[:5]}" if wrong else ""))  # fmt: skip
+    return len(wrong)
 
 
 if __name__ == "__main__":
