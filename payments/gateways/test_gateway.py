@@ -26,6 +26,7 @@ from kernel.db import atomic, unique
 from payments.gateways import (
     Gateway,
     GatewayStatus,
+    GatewayTimeout,
     GatewayUnavailable,
     InvalidNotification,
     Notification,
@@ -41,7 +42,10 @@ CARDS = {
     "4000000000000002": ("declined", "card_declined"),
     "4000000000009995": ("declined", "insufficient_funds"),
     "4000000000000119": ("timeout", ""),
+    "4000000000000341": ("authorized", ""),  # authorised, but the bank does not answer its first capture
 }
+SLOW_CAPTURE_CARD = "4000000000000341"
+SLOW = "_first_capture_times_out"  # a mark in the charge's operations
 _STATE = {
     "created": "pending",
     "timeout": "pending",
@@ -98,6 +102,14 @@ class TestGateway(Gateway):
         return OperationResult(success, token, code)
 
     def capture(self, *, gateway_reference, amount, currency, idempotency_key) -> OperationResult:
+        with atomic(module="payments"):
+            slow = TestGatewayCharge.objects.select_for_update().filter(token=gateway_reference).first()
+            timed_out = slow is not None and bool(slow.operations.pop(SLOW, False))
+            if timed_out:
+                slow.save(update_fields=["operations"])
+        if timed_out:  # after the commit: the next capture of this charge is answered
+            raise GatewayTimeout("the test bank did not answer the capture")
+
         def apply(charge: TestGatewayCharge) -> tuple[bool, str]:
             if charge.status not in ("authorized", "captured") or charge.captured + amount > charge.amount:
                 return False, "capture_not_allowed"
@@ -142,7 +154,9 @@ class TestGateway(Gateway):
         """Decide the card's outcome; returns it ("authorized", "declined" or "timeout")."""
         outcome, code = CARDS.get(card_number, ("declined", "card_declined"))
         charge.status, charge.decline_code, charge.card_last4 = outcome, code, card_number[-4:]
-        charge.save(update_fields=["status", "decline_code", "card_last4"])
+        if card_number == SLOW_CAPTURE_CARD:
+            charge.operations[SLOW] = True
+        charge.save(update_fields=["status", "decline_code", "card_last4", "operations"])
         return outcome
 
     def notification(self, charge: TestGatewayCharge) -> tuple[bytes, dict[str, str]]:
