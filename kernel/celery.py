@@ -1,19 +1,46 @@
-"""Task defaults for work that must not be lost.
+"""Task defaults for work that must not be lost, and the task queues.
 
-Every task in the shop is idempotent and takes ids, never objects, so each is declared with late acknowledgement
-and reject-on-worker-lost (a task whose worker dies goes back to the queue) and retries with exponential backoff
-and jitter, capped below the broker's visibility timeout (settings.CELERY_MAX_COUNTDOWN).
+Queues. Tasks go to one queue per group (QUEUE_GROUPS). A queue's name is derived when the task is sent from the
+app's default queue (settings.CELERY_QUEUE, "shop"): "shop.email", "shop.fulfilment", ... An event subscriber's
+group is declared with kernel.bus.subscribe(queue=...); a named task's group is given by the router in
+config.celery. A worker takes the queues it is started with: worker_queues() names them.
+
+Tasks. Every task in the shop is idempotent and takes ids, never objects, so each is declared with late
+acknowledgement and reject-on-worker-lost (a task whose worker dies goes back to the queue) and retries with
+exponential backoff and jitter, capped below settings.CELERY_MAX_COUNTDOWN (the broker's visibility timeout on
+Redis, its consumer timeout on RabbitMQ).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from celery import shared_task
+from celery import current_app, shared_task
 from django.conf import settings
 
 RETRY_BACKOFF_MAX = 600
+
+# The queue groups. "events" is the default of an event subscriber (kernel.bus.subscribe).
+EMAIL, FULFILMENT, PAYMENTS, EVENTS, RECOMMENDATIONS = "email", "fulfilment", "payments", "events", "recommendations"
+QUEUE_GROUPS = (EMAIL, FULFILMENT, PAYMENTS, EVENTS, RECOMMENDATIONS)
+
+
+def queue_name(group: str, app: Any = None) -> str:
+    """The queue of a group, derived from the app's default queue now ("shop" -> "shop.email")."""
+    if group not in QUEUE_GROUPS:
+        raise ValueError(f"unknown queue group {group!r}: one of {', '.join(QUEUE_GROUPS)}")
+    return f"{(app or current_app).conf.task_default_queue}.{group}"
+
+
+def worker_queues(base: str, groups: Iterable[str] | None = None) -> list[str]:
+    """The queues a worker listens on: the groups' queues under `base`. Without groups, every group's queue and
+    `base` itself (where a task no router knows lands)."""
+    chosen = list(QUEUE_GROUPS if groups is None else groups)
+    unknown = set(chosen) - set(QUEUE_GROUPS)
+    if unknown:
+        raise ValueError(f"unknown queue group(s) {', '.join(sorted(unknown))}: use {', '.join(QUEUE_GROUPS)}")
+    return ([base] if groups is None else []) + [f"{base}.{group}" for group in chosen]
 
 
 def idempotent_task(*, name: str, max_retries: int = 8, **options: Any) -> Callable[[Callable], Any]:
