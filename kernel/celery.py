@@ -8,7 +8,8 @@ config.celery. A worker takes the queues it is started with: worker_queues() nam
 Tasks. Every task in the shop is idempotent and takes ids, never objects, so each is declared with late
 acknowledgement and reject-on-worker-lost (a task whose worker dies goes back to the queue) and retries with
 exponential backoff and jitter, capped below settings.CELERY_MAX_COUNTDOWN (the broker's visibility timeout on
-Redis, its consumer timeout on RabbitMQ).
+Redis, its consumer timeout on RabbitMQ). After its last try a task is dead: it is recorded (kernel.DeadTask, with
+its name, arguments and error), shown in the admin and sent again from there. Nothing retries for ever.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from celery import current_app, shared_task
+from celery import Task, current_app, shared_task
 from django.conf import settings
 
 RETRY_BACKOFF_MAX = 600
@@ -43,11 +44,36 @@ def worker_queues(base: str, groups: Iterable[str] | None = None) -> list[str]:
     return ([base] if groups is None else []) + [f"{base}.{group}" for group in chosen]
 
 
+class ShopTask(Task):
+    """A task whose last failed try is recorded as dead (kernel.DeadTask), unless it says record_dead = False."""
+
+    record_dead = True
+
+    def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        if not self.record_dead:
+            return
+        from kernel.deadletter import dead_task_record  # the models: only once the app is running
+
+        dead_task_record(
+            name=self.name,
+            task_id=task_id,
+            args=args,
+            kwargs=kwargs,
+            error=f"{type(exc).__name__}: {exc}",
+            traceback=str(einfo or ""),
+            attempts=(self.request.retries or 0) + 1,
+        )
+
+
 def idempotent_task(*, name: str, max_retries: int = 8, **options: Any) -> Callable[[Callable], Any]:
-    """@shared_task for idempotent work: late ack, re-queue if the worker is lost, retry with backoff."""
+    """@shared_task for idempotent work: late ack, re-queue if the worker is lost, retry with backoff, and after
+    the last try a dead record."""
     assert RETRY_BACKOFF_MAX <= settings.CELERY_MAX_COUNTDOWN
+    if max_retries is None:
+        raise ValueError("max_retries=None retries for ever: give a number")
     defaults: dict[str, Any] = {
         "name": name,
+        "base": ShopTask,
         "acks_late": True,
         "reject_on_worker_lost": True,
         "autoretry_for": (Exception,),

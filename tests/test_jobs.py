@@ -1,8 +1,9 @@
-"""Workers and jobs: each task's queue."""
+"""Workers and jobs: each task's queue, dead tasks and their retry."""
 
 from __future__ import annotations
 
 import importlib
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,9 @@ from config.celery import app as celery_app
 from kernel import bus
 from kernel.celery import QUEUE_GROUPS, queue_name, worker_queues
 from kernel.events import DomainEvent
+from kernel.models import DeadTask
 from kernel.tasks import run_handler
+from tests import worker_tasks
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,7 +61,7 @@ def test_named_tasks_go_to_their_groups_queue_named_after_the_default_queue_at_s
     default_queue("test-1234")  # what tests/test_worker.py does: every task follows
     assert {routed_queue(name) for name in expected} <= set(worker_queues("test-1234"))
     assert routed_queue("payments.resolve_pending") == "test-1234.payments"
-    assert routed_queue("tests.no_group") == "test-1234", "a task of no group: the default queue itself"
+    assert routed_queue("tests.always_fails") == "test-1234", "a task of no group: the default queue itself"
     assert routed_queue("kernel.run_handler", queue="test-1234.email") == "test-1234.email", "a queue given wins"
 
 
@@ -118,3 +121,84 @@ def test_the_compose_workers_and_make_worker_cover_every_queue_and_beat_runs_onc
     assert beats == ["beat"]
     makefile = (ROOT / "Makefile").read_text()
     assert re.search(r"^worker:.*worker_queues", makefile, re.M | re.S)
+
+
+# ---------------------------------------------------------------- dead tasks
+
+
+@pytest.fixture
+def fresh_tries():
+    worker_tasks.tries.clear()
+    worker_tasks.failing["flaky"] = True
+    yield worker_tasks.tries
+    worker_tasks.failing["flaky"] = True
+
+
+@pytest.mark.django_db
+def test_a_task_failing_every_try_is_retried_then_recorded_dead_once_with_its_arguments(fresh_tries, caplog):
+    worker_tasks.always_fails.delay("NW-42", reason="the label printer is offline")
+    assert fresh_tries == ["NW-42"] * 3, "the first try and two retries (eager mode retries too)"
+    row = DeadTask.objects.get()
+    assert (row.name, row.args, row.kwargs, row.attempts, row.status) == (
+        "tests.always_fails", ["NW-42"], {"reason": "the label printer is offline"}, 3, "dead"
+    )  # fmt: skip
+    assert row.error == "RuntimeError: NW-42: the label printer is offline"
+    assert row.failed_at is not None
+    assert row.task_id
+    assert any("is dead after 3 tries" in r.getMessage() for r in caplog.records if r.levelno == logging.ERROR)
+
+
+@pytest.mark.django_db
+def test_one_failing_task_does_not_stop_the_next(fresh_tries):
+    worker_tasks.always_fails.delay("NW-1", reason="broken")
+    worker_tasks.failing["flaky"] = False
+    assert worker_tasks.flaky.delay("NW-2").get() == "NW-2"
+    assert list(DeadTask.objects.values_list("name", flat=True)) == ["tests.always_fails"]
+
+
+@pytest.mark.django_db
+def test_the_admin_retry_sends_a_dead_task_again_and_marks_it_retried(admin_client, fresh_tries):
+    worker_tasks.flaky.delay("NW-7")
+    row = DeadTask.objects.get(name="tests.flaky")
+    assert fresh_tries == ["NW-7", "NW-7"]
+    worker_tasks.failing["flaky"] = False  # the mail server is back
+
+    response = admin_client.post(
+        "/admin/kernel/deadtask/", {"action": "retry", "_selected_action": [row.pk]}, follow=True
+    )
+    assert "1 task(s) sent again." in response.content.decode()
+    assert fresh_tries == ["NW-7", "NW-7", "NW-7"], "sent again with its arguments (in-process without a broker)"
+    row.refresh_from_db()
+    assert row.status == "retried"
+    assert row.retried_at is not None
+    assert DeadTask.objects.count() == 1, "it succeeded: no new dead row"
+
+    admin_client.post("/admin/kernel/deadtask/", {"action": "retry", "_selected_action": [row.pk]})
+    assert len(fresh_tries) == 3, "a row already retried is not sent twice"
+    assert admin_client.get("/admin/kernel/deadtask/").status_code == 200
+    assert admin_client.get(f"/admin/kernel/deadtask/{row.pk}/change/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_dead_task_that_fails_again_is_a_new_dead_row(admin_client, fresh_tries):
+    worker_tasks.always_fails.delay("NW-9", reason="still broken")
+    first = DeadTask.objects.get()
+    admin_client.post("/admin/kernel/deadtask/", {"action": "retry", "_selected_action": [first.pk]})
+    assert len(fresh_tries) == 6
+    assert sorted(DeadTask.objects.values_list("status", flat=True)) == ["dead", "retried"]
+
+
+@pytest.mark.django_db
+def test_a_dead_task_stays_dead_when_the_broker_is_down_on_retry(monkeypatch, fresh_tries):
+    from kernel.deadletter import dead_tasks_retry
+
+    worker_tasks.always_fails.delay("NW-3", reason="x")
+    row = DeadTask.objects.get()
+
+    def broker_down(*args, **kwargs):
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(worker_tasks.always_fails, "apply_async", broker_down)
+    assert dead_tasks_retry(ids=[row.pk]) == 0
+    row.refresh_from_db()
+    assert (row.status, row.retried_at) == ("dead", None)

@@ -20,7 +20,7 @@ from accounts.services import user_register
 from config.celery import app as celery_app
 from kernel.celery import worker_queues
 from kernel.db import db_for_module
-from kernel.models import Delivery, WorkerHeartbeat
+from kernel.models import DeadTask, Delivery, WorkerHeartbeat
 from kernel.tasks import worker_heartbeat
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,7 +76,7 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., tuple[str, Path]]]:
             "EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend",
         }  # fmt: skip
         command = [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo",
-                   "--queues", ",".join(worker_queues(queue, groups)),
+                   "--queues", ",".join(worker_queues(queue, groups)), "--include", "tests.worker_tasks",
                    "--hostname", f"{queue}-{len(started)}@%h", "--without-gossip", "--without-mingle",
                    "--loglevel=INFO"]  # fmt: skip
         with log.open("wb") as out:
@@ -209,3 +209,30 @@ def test_a_worker_on_one_group_takes_that_groups_tasks_and_another_groups_task_w
 
     start_worker(groups=["events"])  # a worker for the events group takes it
     wait_for(lambda: WorkerHeartbeat.objects.filter(worker__startswith=queue).exists(), 60, "the heartbeat", log)
+
+
+def test_a_task_failing_every_try_is_retried_then_recorded_dead_once_and_the_admin_sends_it_again(worker, admin_client):
+    from tests.worker_tasks import always_fails
+
+    _, log = worker
+    always_fails.delay("NW-DEAD1", reason="the carrier is down")
+    wait_for(lambda: DeadTask.objects.filter(name="tests.always_fails").exists(), 60, "the dead task row", log)
+    time.sleep(1.5)  # a retry sent by mistake after the last try would land by now
+    row = DeadTask.objects.get(name="tests.always_fails")
+    assert (row.args, row.kwargs, row.attempts, row.status) == (["NW-DEAD1"], {"reason": "the carrier is down"}, 3,
+                                                                 "dead")  # fmt: skip
+    assert row.error == "RuntimeError: NW-DEAD1: the carrier is down"
+    assert "RuntimeError" in row.traceback
+    assert log.read_text().count("Retry in 1s") == 2, "two retries after the first try, then dead"
+
+    response = admin_client.post(
+        "/admin/kernel/deadtask/", {"action": "retry", "_selected_action": [row.pk]}, follow=True
+    )
+    assert response.status_code == 200
+    assert "1 task(s) sent again." in response.content.decode()
+    row.refresh_from_db()
+    assert row.status == "retried"
+    assert row.retried_at is not None
+    wait_for(lambda: DeadTask.objects.filter(name="tests.always_fails").count() == 2, 60, "the retried task", log)
+    again = DeadTask.objects.exclude(pk=row.pk).get()
+    assert (again.args, again.kwargs, again.attempts, again.status) == (row.args, row.kwargs, 3, "dead")
