@@ -1,7 +1,7 @@
 from catalog.stock import reservations_expire
-from kernel.celery import idempotent_task
+from kernel.celery import periodic_task
 
 
-@idempotent_task(name="catalog.expire_reservations", max_retries=0)
+@periodic_task(name="catalog.expire_reservations", module="catalog")
 def expire_reservations() -> int:
     return reservations_expire()

@@ -1,4 +1,4 @@
-"""Task defaults for work that must not be lost, and the task queues.
+"""Task defaults for work that must not be lost, the task queues, and the lock that keeps a periodic job single.
 
 Queues. Tasks go to one queue per group (QUEUE_GROUPS). A queue's name is derived when the task is sent from the
 app's default queue (settings.CELERY_QUEUE, "shop"): "shop.email", "shop.fulfilment", ... An event subscriber's
@@ -10,15 +10,27 @@ acknowledgement and reject-on-worker-lost (a task whose worker dies goes back to
 exponential backoff and jitter, capped below settings.CELERY_MAX_COUNTDOWN (the broker's visibility timeout on
 Redis, its consumer timeout on RabbitMQ). After its last try a task is dead: it is recorded (kernel.DeadTask, with
 its name, arguments and error), shown in the admin and sent again from there. Nothing retries for ever.
+
+Periodic jobs (periodic_task) run once per beat tick, with no retries (the next tick is the retry) and no dead
+record, under exclusive(name): when two workers, or two beats, start the same job at once, one runs it and the
+others skip.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import functools
+import hashlib
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from celery import Task, current_app, shared_task
 from django.conf import settings
+
+from kernel.db import db_for_module
+
+logger = logging.getLogger(__name__)
 
 RETRY_BACKOFF_MAX = 600
 
@@ -84,3 +96,67 @@ def idempotent_task(*, name: str, max_retries: int = 8, **options: Any) -> Calla
     }
     defaults.update(options)
     return shared_task(**defaults)
+
+
+# ---------------------------------------------------------------- one run of a periodic job at a time
+
+
+def lock_key(name: str) -> int:
+    """A job's name as a PostgreSQL advisory lock key (a signed 64-bit hash, the same in every process)."""
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+@contextmanager
+def exclusive(name: str, *, module: str = "kernel") -> Iterator[bool]:
+    """Hold the lock named `name` for the block, if nobody holds it: yields True if this process has it (run the
+    job), False if another holds it (skip this run).
+
+        with exclusive("catalog.expire_reservations", module="catalog") as mine:
+            if mine:
+                ...
+
+    PostgreSQL's session advisory lock (pg_try_advisory_lock) on the database of `module`, never waited for,
+    released at the end of the block, and by the server if the process dies. It needs a session of its own:
+    direct connections or a pooler in session mode, not PgBouncer's transaction mode. On another database (SQLite,
+    one process) it is a no-op: always True.
+    """
+    from django.db import connections
+
+    connection = connections[db_for_module(module)]
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    key = lock_key(name)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
+        taken = bool(cursor.fetchone()[0])
+    if not taken:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+        except Exception:  # the connection is broken: its session, and so the lock, is gone with it
+            logger.warning("could not release the lock of %s", name, exc_info=True)
+
+
+def periodic_task(*, name: str, module: str, **options: Any) -> Callable[[Callable], Any]:
+    """@shared_task for a job beat runs on a schedule (idempotent by itself): one try per run, no dead record (the
+    next run is its retry), and run under exclusive(name) on `module`'s database. A run that finds the job
+    running elsewhere skips and returns None."""
+
+    def decorator(fun: Callable) -> Any:
+        @functools.wraps(fun)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            with exclusive(name, module=module) as mine:
+                if not mine:
+                    logger.info("%s is running elsewhere: this run skips", name)
+                    return None
+                return fun(*args, **kwargs)
+
+        return idempotent_task(name=name, max_retries=0, record_dead=False, **options)(run)
+
+    return decorator

@@ -1,22 +1,25 @@
-"""Workers and jobs: each task's queue, dead tasks and their retry."""
+"""Workers and jobs: each task's queue, dead tasks and their retry, periodic jobs that run once at a time."""
 
 from __future__ import annotations
 
 import importlib
 import logging
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
 import pytest
+from django.db import connections
 
+from catalog import tasks as catalog_tasks
 from config.celery import app as celery_app
 from kernel import bus
-from kernel.celery import QUEUE_GROUPS, queue_name, worker_queues
+from kernel.celery import QUEUE_GROUPS, exclusive, lock_key, queue_name, worker_queues
 from kernel.events import DomainEvent
 from kernel.models import DeadTask
-from kernel.tasks import run_handler
+from kernel.tasks import outbox_sweep, run_handler
 from tests import worker_tasks
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -202,3 +205,108 @@ def test_a_dead_task_stays_dead_when_the_broker_is_down_on_retry(monkeypatch, fr
     assert dead_tasks_retry(ids=[row.pk]) == 0
     row.refresh_from_db()
     assert (row.status, row.retried_at) == ("dead", None)
+
+
+@pytest.mark.django_db
+def test_a_periodic_job_is_not_retried_nor_recorded_dead_its_next_run_is_its_retry(monkeypatch):
+    calls = []
+
+    def broken() -> int:
+        calls.append(1)
+        raise RuntimeError("database blip")
+
+    monkeypatch.setattr(catalog_tasks, "reservations_expire", broken)
+    result = catalog_tasks.expire_reservations.delay()
+    assert result.failed()
+    assert calls == [1]
+    assert not DeadTask.objects.exists()
+
+
+# ---------------------------------------------------------------- periodic jobs: one run at a time
+
+
+def test_lock_keys_are_stable_signed_64_bit_integers():
+    assert lock_key("catalog.expire_reservations") == lock_key("catalog.expire_reservations")
+    assert lock_key("catalog.expire_reservations") != lock_key("orders.expire_unpaid")
+    assert -(2**63) <= lock_key("kernel.outbox_sweep") < 2**63
+
+
+@pytest.mark.django_db
+def test_exclusive_is_taken_and_released():
+    with exclusive("tests.job", module="catalog") as mine:
+        assert mine
+    with exclusive("tests.job", module="catalog") as mine:
+        assert mine, "released at the end of the block"
+
+
+def _in_thread(target, results: dict, key: str) -> threading.Thread:
+    def run() -> None:
+        try:
+            results[key] = target()
+        except Exception as exc:  # shown by the assertion on results
+            results[key] = exc
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("task", "owner", "job"),
+    [
+        (catalog_tasks.expire_reservations, catalog_tasks, "reservations_expire"),
+        (outbox_sweep, bus, "sweep"),
+    ],
+    ids=["catalog.expire_reservations", "kernel.outbox_sweep"],
+)
+def test_two_concurrent_runs_of_a_periodic_job_one_runs_and_one_skips(monkeypatch, task, owner, job):
+    """Two workers (threads, each with its own PostgreSQL connection) start the same job at once."""
+    started, release = threading.Event(), threading.Event()
+    runs = []
+
+    def slow_job(**kwargs) -> int:
+        runs.append(threading.get_ident())
+        started.set()
+        assert release.wait(20), "the test never let the job finish"
+        return 7
+
+    monkeypatch.setattr(owner, job, slow_job)
+    results: dict[str, object] = {}
+    first = _in_thread(task, results, "first")
+    assert started.wait(20), "the first run started"
+    second = _in_thread(task, results, "second")
+    second.join(20)
+    assert results.get("second", "not finished") is None, "the second run found the lock taken and skipped"
+    release.set()
+    first.join(20)
+    assert results["first"] == 7
+    assert len(runs) == 1, "the job body ran once"
+
+    third = _in_thread(task, results, "third")
+    third.join(20)
+    release.set()
+    assert results["third"] == 7, "the lock is free again once the first run ended"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_run_that_fails_releases_the_lock(monkeypatch):
+    def broken() -> int:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(catalog_tasks, "reservations_expire", broken)
+    with pytest.raises(RuntimeError):
+        catalog_tasks.expire_reservations()
+    results: dict[str, object] = {}
+    thread = _in_thread(lambda: exclusive_taken("catalog.expire_reservations"), results, "other")
+    thread.join(20)
+    assert results["other"] is True
+
+
+def exclusive_taken(name: str) -> bool:
+    with exclusive(name, module="catalog") as mine:
+        return mine
