@@ -26,6 +26,7 @@ TASK_QUEUE_GROUPS = {
     "payments.resolve_pending": "payments",
     "payments.test_gateway_notify": "payments",
     "catalog.expire_reservations": "fulfilment",
+    "catalog.reconcile_reservations": "fulfilment",
     "orders.expire_unpaid": "fulfilment",
 }
 MODULE_QUEUE_GROUPS = {

@@ -251,6 +251,7 @@ CELERY_BEAT_SCHEDULE = {
     "payments-resolve-pending": {"task": "payments.resolve_pending", "schedule": 60},
     "orders-expire-unpaid": {"task": "orders.expire_unpaid", "schedule": 60},
     "catalog-expire-reservations": {"task": "catalog.expire_reservations", "schedule": 60},
+    "catalog-reconcile-reservations": {"task": "catalog.reconcile_reservations", "schedule": 10 * 60},
 }
 
 # ---------------------------------------------------------------- events (kernel.bus)

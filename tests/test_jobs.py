@@ -1,4 +1,5 @@
-"""Workers and jobs: each task's queue, dead tasks and their retry, periodic jobs that run once at a time."""
+"""Workers and jobs: each task's queue, dead tasks and their retry, periodic jobs that run once at a time, and
+reserved stock reconciled against the held reservations."""
 
 from __future__ import annotations
 
@@ -11,9 +12,13 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
+from django.core.management import call_command
 from django.db import connections
+from django.db.models import F
 
 from catalog import tasks as catalog_tasks
+from catalog.models import StockItem
+from catalog.services import stock_commit, stock_release, stock_reserve
 from config.celery import app as celery_app
 from kernel import bus
 from kernel.celery import QUEUE_GROUPS, exclusive, lock_key, queue_name, worker_queues
@@ -21,6 +26,7 @@ from kernel.events import DomainEvent
 from kernel.models import DeadTask
 from kernel.tasks import outbox_sweep, run_handler
 from tests import worker_tasks
+from tests.factories import make_category, make_product
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,6 +60,7 @@ def test_named_tasks_go_to_their_groups_queue_named_after_the_default_queue_at_s
         "payments.resolve_pending": "payments",
         "payments.test_gateway_notify": "payments",
         "catalog.expire_reservations": "fulfilment",
+        "catalog.reconcile_reservations": "fulfilment",
         "orders.expire_unpaid": "fulfilment",
     }
     default_queue("shop")
@@ -310,3 +317,63 @@ def test_a_run_that_fails_releases_the_lock(monkeypatch):
 def exclusive_taken(name: str) -> bool:
     with exclusive(name, module="catalog") as mine:
         return mine
+
+
+# ---------------------------------------------------------------- reconciling reserved stock
+
+
+@pytest.fixture
+def variants():
+    category = make_category("Garden")
+    spade = make_product("Spade", category, variants=[{"price": "20.00", "stock": 10, "sku": "SPADE-1"}])
+    rake = make_product("Rake", category, variants=[{"price": "15.00", "stock": 10, "sku": "RAKE-1"}])
+    return spade.variants.get(), rake.variants.get()
+
+
+@pytest.mark.django_db
+def test_a_consistent_shop_reports_nothing(variants, capsys):
+    spade, rake = variants
+    stock_reserve(key="o-1", lines=[(spade.pk, 2), (rake.pk, 1)])
+    stock_reserve(key="o-2", lines=[(spade.pk, 3)])
+    stock_reserve(key="o-3", lines=[(rake.pk, 4)])
+    stock_commit(key="o-2")
+    stock_release(key="o-3")
+    assert catalog_tasks.reconcile_reservations() == []
+    call_command("stock_reconcile")
+    assert "Reserved stock matches the held reservations." in capsys.readouterr().out
+
+
+@pytest.mark.django_db
+def test_a_planted_difference_is_reported_logged_and_printed_and_left_as_it_is(variants, caplog, capsys):
+    spade, rake = variants
+    stock_reserve(key="o-1", lines=[(spade.pk, 2), (rake.pk, 1)])
+    StockItem.objects.filter(variant_id=spade.pk).update(reserved=F("reserved") + 3)  # a bug, or a hand edit
+
+    with caplog.at_level(logging.ERROR, logger="catalog.reconcile"):
+        found = catalog_tasks.reconcile_reservations()
+    assert found == [{"variant_id": spade.pk, "sku": "SPADE-1", "reserved": 5, "held": 2}]
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert errors == [f"reserved stock of variant {spade.pk} (SKU SPADE-1) is 5, but its held reservations hold 2"]
+    assert StockItem.objects.get(variant_id=spade.pk).reserved == 5, "reported, not fixed"
+
+    with pytest.raises(SystemExit) as exit_:
+        call_command("stock_reconcile")
+    assert exit_.value.code == 1
+    out = capsys.readouterr().out
+    assert f"variant {spade.pk} (SKU SPADE-1): 5 reserved, 2 held" in out
+    assert "RAKE-1" not in out
+
+
+@pytest.mark.django_db
+def test_a_reserved_count_lower_than_the_held_lines_is_reported_too(variants):
+    spade, _ = variants
+    stock_reserve(key="o-1", lines=[(spade.pk, 4)])
+    StockItem.objects.filter(variant_id=spade.pk).update(reserved=0)
+    assert [(d["sku"], d["reserved"], d["held"]) for d in catalog_tasks.reconcile_reservations()] == [("SPADE-1", 0, 4)]
+
+
+def test_reconcile_runs_every_ten_minutes():
+    from django.conf import settings
+
+    entry = next(e for e in settings.CELERY_BEAT_SCHEDULE.values() if e["task"] == "catalog.reconcile_reservations")
+    assert entry["schedule"] == 600
