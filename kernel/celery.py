@@ -8,7 +8,8 @@ config.celery. A worker takes the queues it is started with: worker_queues() nam
 Tasks. Every task in the shop is idempotent and takes ids, never objects, so each is declared with late
 acknowledgement and reject-on-worker-lost (a task whose worker dies goes back to the queue) and retries with
 exponential backoff and jitter, capped below settings.CELERY_MAX_COUNTDOWN (the broker's visibility timeout on
-Redis, its consumer timeout on RabbitMQ). After its last try a task is dead: it is recorded (kernel.DeadTask, with
+Redis, its consumer timeout on RabbitMQ); a try whose pool process died counts as a try. After its last try, or
+one stopped by the hard time limit, a task is dead: it is recorded (kernel.DeadTask, with
 its name, arguments and error), shown in the admin and sent again from there. Nothing retries for ever.
 
 Periodic jobs (periodic_task) run once per beat tick, with no retries (the next tick is the retry) and no dead
@@ -25,7 +26,9 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from billiard.exceptions import TimeLimitExceeded, WorkerLostError
 from celery import Task, current_app, shared_task
+from celery.signals import task_failure
 from django.conf import settings
 
 from kernel.db import db_for_module
@@ -62,19 +65,31 @@ class ShopTask(Task):
     record_dead = True
 
     def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
-        if not self.record_dead:
-            return
-        from kernel.deadletter import dead_task_record  # the models: only once the app is running
+        if self.record_dead:
+            _record_dead(self, exc, task_id, args, kwargs, einfo)
 
-        dead_task_record(
-            name=self.name,
-            task_id=task_id,
-            args=args,
-            kwargs=kwargs,
-            error=f"{type(exc).__name__}: {exc}",
-            traceback=str(einfo or ""),
-            attempts=(self.request.retries or 0) + 1,
-        )
+
+def _record_dead(task: Any, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+    from kernel.deadletter import dead_task_record  # the models: only once the app is running
+
+    dead_task_record(
+        name=task.name,
+        task_id=task_id or "",
+        args=args,
+        kwargs=kwargs,
+        error=f"{type(exc).__name__}: {exc}",
+        traceback=str(einfo or ""),
+        attempts=(task.request.retries or 0) + 1,
+    )
+
+
+@task_failure.connect
+def _dead_without_on_failure(sender: Any = None, task_id: str = "", exception: BaseException | None = None,
+                             args: Any = None, kwargs: Any = None, einfo: Any = None, **_: Any) -> None:  # fmt: skip
+    """A try that killed its pool process (the hard time limit, or the last try of one whose process died) fails in
+    the worker's main process, where Task.on_failure is not called: record it here."""
+    if isinstance(exception, (TimeLimitExceeded, WorkerLostError)) and getattr(sender, "record_dead", False):
+        _record_dead(sender, exception, task_id, args, kwargs, einfo)
 
 
 def idempotent_task(*, name: str, max_retries: int = 8, **options: Any) -> Callable[[Callable], Any]:
@@ -93,6 +108,9 @@ def idempotent_task(*, name: str, max_retries: int = 8, **options: Any) -> Calla
         "retry_backoff_max": RETRY_BACKOFF_MAX,
         "retry_jitter": True,
         "max_retries": max_retries,
+        # A try whose pool process dies (killed, out of memory) counts as a try and is retried, so a task that
+        # kills its worker each time ends dead instead of going back to the queue for ever.
+        "retry_on_worker_lost": True,
     }
     defaults.update(options)
     return shared_task(**defaults)

@@ -215,6 +215,28 @@ def test_a_dead_task_stays_dead_when_the_broker_is_down_on_retry(monkeypatch, fr
 
 
 @pytest.mark.django_db
+def test_a_try_stopped_in_the_workers_main_process_is_recorded_dead_too():
+    """The hard time limit kills the pool process, and a worker lost on the last try fails there too: Task.on_failure
+    does not run, the task_failure signal does. A process that dies is a try like any other, never a loop."""
+    from billiard.exceptions import TimeLimitExceeded, WorkerLostError
+    from celery.signals import task_failure
+
+    task = worker_tasks.always_fails
+    assert task.retry_on_worker_lost is True
+    task_failure.send(sender=task, task_id="t-1", exception=TimeLimitExceeded(300), args=["NW-5"],
+                      kwargs={"reason": "hung"}, einfo=None)  # fmt: skip
+    task_failure.send(sender=task, task_id="t-2", exception=WorkerLostError("killed"), args=["NW-6"], kwargs={},
+                      einfo=None)  # fmt: skip
+    task_failure.send(
+        sender=task, task_id="t-3", exception=RuntimeError("in the pool process"), args=[], kwargs={}, einfo=None
+    )  # fmt: skip (that one is recorded by on_failure, in the pool process)
+    rows = list(DeadTask.objects.order_by("task_id").values_list("task_id", "args", "error"))
+    assert [(task_id, args) for task_id, args, _ in rows] == [("t-1", ["NW-5"]), ("t-2", ["NW-6"])]
+    assert rows[0][2].startswith("TimeLimitExceeded")
+    assert rows[1][2] == "WorkerLostError: killed"
+
+
+@pytest.mark.django_db
 def test_a_periodic_job_is_not_retried_nor_recorded_dead_its_next_run_is_its_retry(monkeypatch):
     calls = []
 
