@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
+# make worker QUEUES=email,events: a worker on those queue groups only (kernel.celery.QUEUE_GROUPS); default all.
+QUEUES ?=
 
 # Development defaults; anything set in the environment wins.
 run test worker beat bench: export DEBUG ?= 1
@@ -38,9 +40,10 @@ lint: install ## ruff (lint and format) and the module-boundary contracts
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
-worker: install ## a Celery worker (needs REDIS_URL)
+worker: install ## a Celery worker on every queue, or on some: make worker QUEUES=email,events (needs REDIS_URL)
 	@test -n "$$REDIS_URL$$CELERY_BROKER_URL" || { echo "make worker needs REDIS_URL (without it tasks run in-process)"; exit 2; }
-	$(BIN)/celery -A config worker --loglevel=INFO
+	queues=$$($(BIN)/python -c 'import os, sys; from kernel.celery import worker_queues; groups = sys.argv[1]; print(",".join(worker_queues(os.environ.get("CELERY_QUEUE") or "shop", groups.split(",") if groups else None)))' '$(QUEUES)') \
+	  && $(BIN)/celery -A config worker --loglevel=INFO --queues "$$queues"
 
 beat: install ## the Celery scheduler for periodic tasks (needs REDIS_URL)
 	@test -n "$$REDIS_URL$$CELERY_BROKER_URL" || { echo "make beat needs REDIS_URL"; exit 2; }

@@ -10,7 +10,7 @@ from accounts.events import UserRegistered
 from kernel.bus import subscribe
 
 
-@subscribe(UserRegistered)
+@subscribe(UserRegistered, queue="email")
 def send_welcome_email(event: UserRegistered) -> None:
     """Welcome a new customer. Runs on a worker; the bus makes sure it runs once per registration."""
     context = {"shop_name": settings.SHOP_NAME, "email": event.email}

@@ -147,6 +147,15 @@ class Customer:
         return "not confirmed in 30 s"
 
 
+def _worker_queues(queue: str) -> list[str]:
+    """Every group's queue under this run's own default queue (the shop routes each task to its group's)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from kernel.celery import worker_queues
+
+    return worker_queues(queue)
+
+
 def cpu_by_program() -> dict[str, float]:
     """CPU seconds used so far by every live process, summed by program (gunicorn, celery, postgres, this client)."""
     tick = os.sysconf("SC_CLK_TCK")
@@ -257,8 +266,8 @@ def main() -> None:
     app = "bench.profiled_wsgi" if args.profile else "config.wsgi"
     web = subprocess.Popen([str(Path(PYTHON).with_name("gunicorn")), "-c", "config/gunicorn.conf.py", app],
                            cwd=ROOT, env=env)  # fmt: skip
-    celery = [PYTHON, "-m", "celery", "-A", "config", "worker", "-Q", queue, "--loglevel=WARNING", "--concurrency=2",
-              "--without-gossip", "--without-mingle"]  # fmt: skip
+    celery = [PYTHON, "-m", "celery", "-A", "config", "worker", "-Q", ",".join(_worker_queues(queue)),
+              "--loglevel=WARNING", "--concurrency=2", "--without-gossip", "--without-mingle"]  # fmt: skip
     worker = subprocess.Popen(celery, cwd=ROOT, env=env)
     base = f"http://127.0.0.1:{port}"
     try:

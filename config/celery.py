@@ -1,4 +1,9 @@
-"""The Celery app. Settings come from Django settings under the CELERY_ prefix (see config/settings.py)."""
+"""The Celery app. Settings come from Django settings under the CELERY_ prefix (see config/settings.py).
+
+route_task (settings.CELERY_TASK_ROUTES) sends each named task to the queue of its group (kernel.celery), named
+when it is sent after the app's default queue: payments.resolve_pending to "shop.payments". kernel.bus sends an
+event subscriber's task (kernel.run_handler) to its subscription's own group.
+"""
 
 import os
 
@@ -10,6 +15,38 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 app = Celery("shop")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+# The queue group of each named task; a task of a module not listed here goes by its module (MODULE_QUEUE_GROUPS).
+TASK_QUEUE_GROUPS = {
+    "kernel.run_handler": "events",  # kernel.bus names the subscriber's group when it sends one
+    "kernel.outbox_sweep": "events",
+    "kernel.outbox_purge": "events",
+    "kernel.worker_heartbeat": "events",
+    "payments.resolve_pending": "payments",
+    "payments.test_gateway_notify": "payments",
+    "catalog.expire_reservations": "fulfilment",
+    "catalog.reconcile_reservations": "fulfilment",
+    "orders.expire_unpaid": "fulfilment",
+}
+MODULE_QUEUE_GROUPS = {
+    "kernel": "events",
+    "catalog": "fulfilment",
+    "orders": "fulfilment",
+    "payments": "payments",
+    "recommendations": "recommendations",
+}
+
+
+def route_task(name, args, kwargs, options, task=None, **kw):
+    """Celery router: {"queue": "<default queue>.<group>"} for a task of a known group; None (the default queue
+    itself) for any other. A queue given to apply_async wins over this."""
+    from kernel.celery import queue_name
+
+    group = TASK_QUEUE_GROUPS.get(name) or MODULE_QUEUE_GROUPS.get(name.split(".", 1)[0])
+    if group is None:
+        return None
+    return {"queue": queue_name(group, task.app if task is not None else app)}
 
 
 @task_prerun.connect

@@ -189,8 +189,9 @@ SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 
 # ---------------------------------------------------------------- Celery
 # Absent REDIS_URL: tasks run in-process (after the transaction commits, as they would on a worker).
-# Present: Redis is the broker. Every task is idempotent, so late acknowledgement with reject-on-worker-lost is
-# the default: a task whose worker dies is delivered again rather than lost.
+# Present: Redis is the broker, or CELERY_BROKER_URL (amqp://... for RabbitMQ). Every task is idempotent, so late
+# acknowledgement with reject-on-worker-lost is the default: a task whose worker dies is delivered again rather
+# than lost.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or REDIS_URL or "memory://"
 CELERY_TASK_ALWAYS_EAGER = not (env_str("CELERY_BROKER_URL") or REDIS_URL)
 CELERY_TASK_EAGER_PROPAGATES = False
@@ -198,7 +199,10 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True
+# Tasks go to a queue per group under this one ("shop.email", "shop.fulfilment", ...): config.celery.route_task
+# and kernel.bus name them when the task is sent. A task no router knows goes to this queue itself.
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "shop")
+CELERY_TASK_ROUTES = ["config.celery.route_task"]
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -206,16 +210,33 @@ CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 300)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 240)
-# The longest countdown or retry delay any task may ask for; kernel.celery caps retries at it.
-CELERY_MAX_COUNTDOWN = 60 * 60
-# Redis re-delivers an unacknowledged message after the visibility timeout: it must be longer than any
-# countdown, or a delayed task would run twice (Celery's documentation, "Redis caveats").
-CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 12 * 60 * 60),
-    "socket_connect_timeout": 3,
-}
-if CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] <= CELERY_MAX_COUNTDOWN:
-    raise ImproperlyConfigured("CELERY_VISIBILITY_TIMEOUT must be longer than CELERY_MAX_COUNTDOWN (3600 s).")
+_broker_scheme = CELERY_BROKER_URL.split("://", 1)[0]  # redis, rediss, amqp, pyamqp, amqps, memory (not a setting)
+# The longest countdown or retry delay any task may ask for; kernel.celery caps retries (10 minutes) below it. A
+# broker must hold a delayed task unacknowledged at least this long without handing it to another worker.
+if _broker_scheme in ("amqp", "pyamqp", "amqps"):
+    # RabbitMQ: the worker holds a delayed (countdown) task unacknowledged until it runs, and RabbitMQ closes the
+    # channel of a consumer that holds a message longer than its consumer_timeout (30 minutes by default; set in
+    # rabbitmq.conf, and say it here). A countdown and the task's time limit must fit in it. Publisher confirms: a
+    # task counts as sent once RabbitMQ has it. No visibility timeout: RabbitMQ re-delivers an unacknowledged
+    # task when its worker's connection closes.
+    RABBITMQ_CONSUMER_TIMEOUT = env_int("RABBITMQ_CONSUMER_TIMEOUT", 30 * 60)
+    CELERY_MAX_COUNTDOWN = RABBITMQ_CONSUMER_TIMEOUT - CELERY_TASK_TIME_LIMIT - 60
+    if CELERY_MAX_COUNTDOWN < 10 * 60:
+        raise ImproperlyConfigured(
+            "RABBITMQ_CONSUMER_TIMEOUT must exceed CELERY_TASK_TIME_LIMIT by 11 minutes (a retry waits up to 10)."
+        )
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
+    CELERY_BROKER_CONNECTION_TIMEOUT = 3
+else:
+    CELERY_MAX_COUNTDOWN = 60 * 60
+    # Redis re-delivers an unacknowledged message after the visibility timeout: it must be longer than any
+    # countdown, or a delayed task would run twice (Celery's documentation, "Redis caveats").
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 12 * 60 * 60),
+        "socket_connect_timeout": 3,
+    }
+    if CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] <= CELERY_MAX_COUNTDOWN:
+        raise ImproperlyConfigured("CELERY_VISIBILITY_TIMEOUT must be longer than CELERY_MAX_COUNTDOWN (3600 s).")
 # A request that publishes while the broker is down must not hang: the outbox sweep delivers later.
 # Celery's Django fixup closes the database connection around every task unless this is set, so each task would
 # open a new PostgreSQL connection (a backend process each time). config.celery instead treats a task as Django
@@ -230,6 +251,7 @@ CELERY_BEAT_SCHEDULE = {
     "payments-resolve-pending": {"task": "payments.resolve_pending", "schedule": 60},
     "orders-expire-unpaid": {"task": "orders.expire_unpaid", "schedule": 60},
     "catalog-expire-reservations": {"task": "catalog.expire_reservations", "schedule": 60},
+    "catalog-reconcile-reservations": {"task": "catalog.reconcile_reservations", "schedule": 10 * 60},
 }
 
 # ---------------------------------------------------------------- events (kernel.bus)

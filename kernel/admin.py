@@ -5,7 +5,8 @@ from django.contrib import admin, messages
 from django.utils.text import Truncator
 
 from kernel import bus
-from kernel.models import Delivery, ProcessedEvent, WorkerHeartbeat
+from kernel.deadletter import dead_tasks_retry
+from kernel.models import DeadTask, Delivery, ProcessedEvent, WorkerHeartbeat
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -73,6 +74,34 @@ class DeliveryAdmin(ReadOnlyAdmin):
     def retry(self, request, queryset) -> None:
         retried = bus.deliveries_retry(ids=list(queryset.values_list("pk", flat=True)), using=queryset.db)
         self.message_user(request, f"{retried} delivery(ies) handed to their subscribers again.", messages.SUCCESS)
+
+
+@admin.register(DeadTask)
+class DeadTaskAdmin(ReadOnlyAdmin):
+    """Tasks that failed their last try, with their arguments and error. "Retry" sends them again."""
+
+    list_display = ("name", "status", "attempts", "failed_at", "arguments", "short_error", "retried_at")
+    list_filter = ("status", "name")
+    search_fields = ("name", "task_id", "error")
+    date_hierarchy = "failed_at"
+    actions = ("retry",)
+
+    @admin.display(description="arguments")
+    def arguments(self, obj: DeadTask) -> str:
+        shown = ", ".join([*(repr(arg) for arg in obj.args), *(f"{k}={v!r}" for k, v in obj.kwargs.items())])
+        return Truncator(shown).chars(80)
+
+    @admin.display(description="error")
+    def short_error(self, obj: DeadTask) -> str:
+        return Truncator(obj.error).chars(80)
+
+    def has_retry_permission(self, request) -> bool:
+        return request.user.has_perm("kernel.change_deadtask")
+
+    @admin.action(description="Retry the selected tasks now", permissions=["retry"])
+    def retry(self, request, queryset) -> None:
+        sent = dead_tasks_retry(ids=list(queryset.values_list("pk", flat=True)))
+        self.message_user(request, f"{sent} task(s) sent again.", messages.SUCCESS)
 
 
 @admin.register(ProcessedEvent)

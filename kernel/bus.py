@@ -11,7 +11,9 @@ delivery is tried:
 - inline subscribers run in the publishing process, right after commit (cache invalidation, an order turning paid
   while the customer waits);
 - async subscribers run as a Celery task each (kernel.run_handler, which takes the event id and the consumer), on
-  a worker, or in-process when there is no broker.
+  a worker, or in-process when there is no broker. The task goes to the queue of the subscriber's group
+  (subscribe(queue="email"); "events" by default), named after the app's default queue when it is sent
+  (kernel.celery.queue_name: "shop.email").
 
 Delivery is at least once and every subscriber is applied at most once per event: a subscriber on the same
 database as the outbox claims its delivery row (a conditional UPDATE to "done") in the same transaction as its own
@@ -23,7 +25,7 @@ row is marked done afterwards.
 One retry mechanism: a delivery not done (the broker was down, the process was killed, the subscriber raised) is
 tried again by the periodic sweep (kernel.outbox_sweep) once its next_attempt_at has passed, with back-off
 doubling from OUTBOX_SWEEP_AFTER_SECONDS up to an hour. After OUTBOX_MAX_ATTEMPTS tries it is dead: shown in the
-admin with its last error, retried from there (deliveries_retry). Tasks do not retry on their own.
+admin with its last error, retried from there (deliveries_retry). The delivery task does not retry on its own.
 
 An event nobody subscribes to leaves one row, done at once, with no consumer: the outbox is also the record of
 what happened. A subscriber added in a later deploy receives the events published after it.
@@ -32,7 +34,7 @@ Commands (kernel.events.Command) travel the same way and have exactly one subscr
 
 Subscribers are declared in a module's handlers.py, imported by its AppConfig.ready():
 
-    @subscribe(PaymentAuthorized)            # async by default
+    @subscribe(PaymentAuthorized)            # async by default, on the "events" queue
     def mark_order_paid(event: PaymentAuthorized) -> None: ...
 
 Statements are the ORM's except four, each with its reason beside it. Two the ORM cannot say: the inbox claim
@@ -58,6 +60,7 @@ from django.db import connections, transaction
 from django.db.models import F, Min
 from django.utils import timezone
 
+from kernel.celery import EVENTS, QUEUE_GROUPS, queue_name
 from kernel.db import atomic, db_for_module, insert_rows, outbox_buffer, set_outbox_writer, unique
 from kernel.events import Command, DomainEvent, event_class
 from kernel.models import Delivery, ProcessedEvent
@@ -84,6 +87,7 @@ class Subscription:
     handler: Callable[[Any], None]
     mode: Mode
     idempotent: bool = False  # safe to run twice: no claim is taken before it runs
+    queue: str = EVENTS  # the queue group (kernel.celery.QUEUE_GROUPS) its task goes to
 
     @property
     def module(self) -> str:
@@ -94,11 +98,19 @@ _subscriptions: dict[str, dict[str, Subscription]] = defaultdict(dict)
 
 
 def subscribe(
-    event_type: type[DomainEvent], *, mode: Mode = ASYNC, key: str | None = None, idempotent: bool = False
+    event_type: type[DomainEvent],
+    *,
+    mode: Mode = ASYNC,
+    key: str | None = None,
+    idempotent: bool = False,
+    queue: str = EVENTS,
 ) -> Callable[[H], H]:
-    """Register the decorated function as a consumer of `event_type`. A command takes one consumer only."""
+    """Register the decorated function as a consumer of `event_type`. A command takes one consumer only.
+    An async consumer's task goes to the queue of its group `queue` (one of kernel.celery.QUEUE_GROUPS)."""
     if mode not in (INLINE, ASYNC):
         raise ValueError(f"mode must be {INLINE!r} or {ASYNC!r}")
+    if queue not in QUEUE_GROUPS:
+        raise ValueError(f"queue must be one of {', '.join(QUEUE_GROUPS)}, not {queue!r}")
 
     def decorator(handler: H) -> H:
         consumer = key or f"{handler.__module__.split('.')[0]}.{handler.__name__}"
@@ -108,7 +120,9 @@ def subscribe(
         others = set(_subscriptions[event_type.name]) - {consumer}
         if issubclass(event_type, Command) and others:
             raise ValueError(f"the command {event_type.name} already has its handler: {others.pop()}")
-        _subscriptions[event_type.name][consumer] = Subscription(consumer, event_type.name, handler, mode, idempotent)
+        _subscriptions[event_type.name][consumer] = Subscription(
+            consumer, event_type.name, handler, mode, idempotent, queue
+        )
         return handler
 
     return decorator
@@ -356,9 +370,9 @@ def handle(event_id: uuid.UUID | str, consumer: str, *, using: str = "default") 
 
 
 def _enqueue(sub: Subscription, event_id: uuid.UUID, using: str) -> None:
-    """Hand the event to a worker for one subscriber (in-process when there is no broker)."""
+    """Hand the event to a worker for one subscriber, on its group's queue (in-process when there is no broker)."""
     try:
-        current_app.tasks[RUN_HANDLER].delay(str(event_id), sub.key, using)
+        current_app.tasks[RUN_HANDLER].apply_async((str(event_id), sub.key, using), queue=queue_name(sub.queue))
     except Exception as exc:  # the broker is down: the row stays pending and the sweep tries again
         logger.warning("could not hand %s %s to a worker: %s", sub.key, event_id, exc)
         _record_failure(using, event_id, sub.key, f"not queued: {type(exc).__name__}: {exc}")

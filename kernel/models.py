@@ -72,3 +72,32 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.worker} at {self.seen_at:%Y-%m-%d %H:%M:%S}"
+
+
+class DeadTask(models.Model):
+    """A Celery task that failed its last try (kernel.celery.idempotent_task): what it was called with and why it
+    failed. Staff send it again from the admin, which marks the row retried; a new failure is a new row."""
+
+    class Status(models.TextChoices):
+        DEAD = "dead", "Dead"
+        RETRIED = "retried", "Retried"
+
+    name = models.CharField(
+        max_length=200, db_index=True, help_text="The task's name, for example orders.expire_unpaid."
+    )
+    task_id = models.CharField(max_length=255, blank=True)
+    args = models.JSONField(default=list)
+    kwargs = models.JSONField(default=dict)
+    error = models.TextField(help_text="The exception of the last try.")
+    traceback = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=1, help_text="How many times it was tried.")
+    failed_at = models.DateTimeField(default=timezone.now)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DEAD)
+    retried_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-failed_at", "-id"]
+        indexes = [models.Index(fields=["status", "failed_at"], name="deadtask_status_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.task_id} ({self.status})"

@@ -1,4 +1,7 @@
-"""Celery tasks of the kernel: hand an event to one subscriber, sweep and purge the outbox, worker heartbeat."""
+"""Celery tasks of the kernel: hand an event to one subscriber, sweep and purge the outbox, worker heartbeat.
+
+The sweep and the purge are periodic jobs: one run at a time across every worker and beat (kernel.celery.exclusive
+on the default database); each is idempotent by itself too (the sweep claims each row by a conditional update)."""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from kernel import bus
-from kernel.celery import idempotent_task
+from kernel.celery import periodic_task
 from kernel.models import WorkerHeartbeat
 
 
@@ -18,12 +21,12 @@ def run_handler(event_id: str, consumer: str, using: str = "default") -> bool:
     return bus.handle(event_id, consumer, using=using)
 
 
-@idempotent_task(name="kernel.outbox_sweep", max_retries=0)
+@periodic_task(name="kernel.outbox_sweep", module="kernel")
 def outbox_sweep() -> int:
     return bus.sweep()
 
 
-@idempotent_task(name="kernel.outbox_purge", max_retries=0)
+@periodic_task(name="kernel.outbox_purge", module="kernel")
 def outbox_purge() -> int:
     return bus.purge()
 

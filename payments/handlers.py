@@ -17,7 +17,7 @@ from payments.events import CancelPayment, CapturePayment, RefundPayment
 logger = logging.getLogger(__name__)
 
 
-@subscribe(CapturePayment, idempotent=True)
+@subscribe(CapturePayment, idempotent=True, queue="payments")
 def capture_payment(command: CapturePayment) -> None:
     try:
         services.payment_capture(
@@ -27,7 +27,7 @@ def capture_payment(command: CapturePayment) -> None:
         logger.warning("capture %s of payment %s refused: %s", command.idempotency_key, command.payment_id, exc)
 
 
-@subscribe(CancelPayment, idempotent=True)
+@subscribe(CancelPayment, idempotent=True, queue="payments")
 def cancel_payment(command: CancelPayment) -> None:
     try:
         services.payment_cancel(payment_id=command.payment_id, idempotency_key=command.idempotency_key)
@@ -35,7 +35,7 @@ def cancel_payment(command: CancelPayment) -> None:
         logger.warning("cancelling payment %s refused: %s", command.payment_id, exc)
 
 
-@subscribe(RefundPayment, idempotent=True)
+@subscribe(RefundPayment, idempotent=True, queue="payments")
 def refund_payment(command: RefundPayment) -> None:
     try:
         services.payment_refund(

@@ -2,13 +2,13 @@ from __future__ import annotations
 
 import urllib.request
 
-from kernel.celery import idempotent_task
+from kernel.celery import idempotent_task, periodic_task
 from payments import services
 from payments.gateways.test_gateway import TestGateway
 from payments.models import TestGatewayCharge
 
 
-@idempotent_task(name="payments.resolve_pending", max_retries=0)
+@periodic_task(name="payments.resolve_pending", module="payments")
 def resolve_pending() -> int:
     return services.payments_resolve_pending()
 

@@ -19,6 +19,8 @@ SETTINGS_VARS = [
     "DATABASE_URL",
     "REDIS_URL",
     "CELERY_BROKER_URL",
+    "CELERY_QUEUE",
+    "RABBITMQ_CONSUMER_TIMEOUT",
     "EMAIL_HOST",
     "EMAIL_BACKEND",
     "AWS_STORAGE_BUCKET_NAME",
@@ -46,7 +48,9 @@ print(json.dumps({
     "email": settings.EMAIL_BACKEND,
     "celery": {k: app.conf[k] for k in ("task_acks_late", "task_reject_on_worker_lost", "task_serializer",
                "accept_content", "task_time_limit", "worker_prefetch_multiplier")},
-    "visibility_timeout": app.conf.broker_transport_options["visibility_timeout"],
+    "visibility_timeout": app.conf.broker_transport_options.get("visibility_timeout"),
+    "transport_options": app.conf.broker_transport_options,
+    "routes": list(app.conf.task_routes),
     "max_countdown": settings.CELERY_MAX_COUNTDOWN,
 }))
 """
@@ -135,6 +139,27 @@ def test_celery_defaults_do_not_lose_work():
     assert c["celery"]["task_time_limit"] > 0
     assert c["celery"]["worker_prefetch_multiplier"] == 1
     assert c["visibility_timeout"] > c["max_countdown"]
+
+
+def test_rabbitmq_as_the_broker_needs_no_visibility_timeout_and_confirms_each_publish():
+    c = settings_with(DEBUG="1", REDIS_URL="redis://127.0.0.1:6379/0",
+                      CELERY_BROKER_URL="amqp://guest:guest@rabbit.internal:5672/shop")  # fmt: skip
+    assert c["broker"] == "amqp://guest:guest@rabbit.internal:5672/shop"
+    assert c["eager"] is False
+    assert c["transport_options"] == {"confirm_publish": True}, "Redis-only options are not passed to RabbitMQ"
+    assert c["celery"]["task_acks_late"] is True
+    assert c["celery"]["worker_prefetch_multiplier"] == 1
+    # The worker holds a delayed task unacknowledged until it runs: countdown + time limit < consumer_timeout.
+    assert c["max_countdown"] + c["celery"]["task_time_limit"] < 30 * 60
+    assert c["max_countdown"] >= 600, "the longest retry back-off fits"
+    assert c["routes"] == ["config.celery.route_task"]
+
+
+def test_a_rabbitmq_consumer_timeout_too_short_for_the_retries_is_refused():
+    result = run(["-c", PRINT_SETTINGS], DEBUG="1", CELERY_BROKER_URL="amqp://rabbit.internal//",
+                 RABBITMQ_CONSUMER_TIMEOUT="900")  # fmt: skip
+    assert result.returncode != 0
+    assert "RABBITMQ_CONSUMER_TIMEOUT must exceed CELERY_TASK_TIME_LIMIT" in result.stderr
 
 
 def test_check_deploy_is_clean_with_a_real_key_and_host():
