@@ -46,7 +46,7 @@ def anonymise_orders(event: UserDeleted) -> None:
     services.orders_anonymise_customer(user_id=event.user_id)
 
 
-@subscribe(OrderPaid, idempotent=True)
+@subscribe(OrderPaid, idempotent=True, queue="email")
 def send_order_confirmation(event: OrderPaid) -> None:
     """Runs on a worker after the order is paid; sends the confirmation once per order. The claim and the sending
     share a transaction: if the mail server refuses, the claim is undone and the delivery is tried again."""
@@ -71,10 +71,10 @@ def fulfil_automatically(event: OrderPaid) -> None:
 
 # Subscribed only when the shop asks for it: otherwise every paid order would carry a delivery for nothing.
 if settings.ORDERS_AUTO_FULFIL:
-    subscribe(OrderPaid, idempotent=True, key="orders.fulfil_automatically")(fulfil_automatically)
+    subscribe(OrderPaid, idempotent=True, key="orders.fulfil_automatically", queue="fulfilment")(fulfil_automatically)
 
 
-@subscribe(ShipmentShipped, idempotent=True)
+@subscribe(ShipmentShipped, idempotent=True, queue="email")
 def send_shipment_email(event: ShipmentShipped) -> None:
     """The customer hears that a parcel is on its way, with its tracking link: once per parcel (claimed and sent in
     one transaction)."""

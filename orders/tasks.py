@@ -1,7 +1,7 @@
-from kernel.celery import idempotent_task
+from kernel.celery import periodic_task
 from orders import services
 
 
-@idempotent_task(name="orders.expire_unpaid", max_retries=0)
+@periodic_task(name="orders.expire_unpaid", module="orders")
 def expire_unpaid() -> int:
     return services.orders_expire_unpaid()

@@ -240,7 +240,9 @@ def test_bad_carrier_updates_get_a_json_error_and_change_nothing(client, basket,
 @pytest.fixture
 def auto_fulfil(settings):
     settings.ORDERS_AUTO_FULFIL = True
-    bus.subscribe(OrderPaid, idempotent=True, key="orders.fulfil_automatically")(fulfil_automatically)
+    bus.subscribe(OrderPaid, idempotent=True, key="orders.fulfil_automatically", queue="fulfilment")(
+        fulfil_automatically
+    )
     yield
     bus.unsubscribe(OrderPaid, "orders.fulfil_automatically")
 

@@ -42,7 +42,9 @@ pytestmark = [pytest.mark.modules, pytest.mark.postgres, pytest.mark.redis, pyte
 
 def worker_queues(queue: str) -> list[str]:
     """Every queue a worker of this test listens to."""
-    return [queue]
+    from kernel.celery import worker_queues as every_queue
+
+    return every_queue(queue)
 
 
 class Workers:
@@ -106,7 +108,9 @@ def workers(tmp_path: Path) -> Iterator[Callable[..., Workers]]:
 @pytest.fixture
 def auto_fulfil(settings):
     settings.ORDERS_AUTO_FULFIL = True
-    bus.subscribe(OrderPaid, idempotent=True, key="orders.fulfil_automatically")(fulfil_automatically)
+    bus.subscribe(OrderPaid, idempotent=True, key="orders.fulfil_automatically", queue="fulfilment")(
+        fulfil_automatically
+    )
     yield
     bus.unsubscribe(OrderPaid, "orders.fulfil_automatically")
 
