@@ -19,7 +19,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR") or BASE_DIR / "var")
 
 # The modules of ARCHITECTURE.md, bottom layer first.
-SHOP_MODULES = ["kernel", "accounts", "catalog", "payments", "orders", "recommendations", "shop"]
+SHOP_MODULES = ["kernel", "accounts", "catalog", "payments", "orders", "recommendations", "webhooks", "shop"]
 
 # ---------------------------------------------------------------- core and security
 DEBUG = env_bool("DEBUG", False)
@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "django.contrib.sitemaps",
     "django.contrib.postgres",
     "rest_framework",
+    "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     *SHOP_MODULES,

@@ -15,6 +15,11 @@ api_v1 = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    # Each module serves its own endpoints from its private api package, included here by dotted string.
+    path("", include("catalog.api.urls")),
+    path("", include("orders.api.urls")),
+    path("", include("accounts.api.urls")),
+    path("", include("webhooks.api.urls")),
 ]
 
 urlpatterns = [

@@ -1,0 +1,1 @@
+"""Public face of webhooks: outgoing webhooks to integrators' endpoints (Standard Webhooks)."""
