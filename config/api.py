@@ -179,6 +179,32 @@ class CursorPagination(DrfCursorPagination):
     max_page_size = 100
     ordering = "-id"
 
+    def get_page_size(self, request) -> int:
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        if not raw.isdigit() or not 1 <= int(raw) <= self.max_page_size:
+            raise exceptions.ValidationError(
+                {self.page_size_query_param: [f"A whole number from 1 to {self.max_page_size}."]}
+            )
+        return int(raw)
+
+    def decode_cursor(self, request):
+        try:
+            return super().decode_cursor(request)
+        except exceptions.NotFound as exc:  # DRF says 404; a malformed parameter is the client's 400
+            raise exceptions.ValidationError({self.cursor_query_param: ["Not a cursor this API gave out."]}) from exc
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"] = {"type": "integer", "minimum": 1, "maximum": self.max_page_size}
+                parameter["description"] = f"Results per page, 1 to {self.max_page_size} (default {self.page_size})."
+            elif parameter["name"] == self.cursor_query_param:
+                parameter["description"] = "The cursor of the page: follow the `next` and `previous` links."
+        return parameters
+
 
 # ---------------------------------------------------------------- throttling
 

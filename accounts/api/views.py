@@ -8,9 +8,10 @@ from rest_framework import generics
 
 from accounts.api.serializers import CustomerSerializer
 from accounts.models import Address, User
+from kernel.api import StrictFilterSet
 
 
-class CustomerFilter(django_filters.FilterSet):
+class CustomerFilter(StrictFilterSet):
     email = django_filters.CharFilter(field_name="email", lookup_expr="iexact", help_text="The exact address.")
     updated_since = django_filters.IsoDateTimeFilter(
         field_name="updated_at", lookup_expr="gte", help_text="Changed at or after this time (ISO 8601)."
