@@ -33,6 +33,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.middleware.http import ConditionalGetMiddleware
+from django.utils.cache import patch_vary_headers
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, SessionAuthentication
 from rest_framework.pagination import CursorPagination as DrfCursorPagination
@@ -362,4 +363,5 @@ class ApiConditionalGetMiddleware(ConditionalGetMiddleware):
     def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
         if not request.path.startswith(API_PREFIX):
             return response
+        patch_vary_headers(response, ["Authorization"])  # what a key may see differs: no cache may share it
         return super().process_response(request, response)

@@ -407,3 +407,52 @@ def test_api_docs_are_served_from_our_own_static_files(client, page):
     assert all(s.startswith(("/static/", "/api/")) for s in sources), sources
     assert "cdn" not in html.lower()
     assert revoked_client  # the helpers module is importable (used by every endpoint test)
+
+
+# ---------------------------------------------------------------- every operation of the schema
+
+
+def operations() -> list[tuple[str, str, str]]:
+    """(method, path with dummy parameters, required scope) for every operation in the schema."""
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    found = []
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            if method in ("get", "post", "put", "patch", "delete"):
+                concrete = re.sub(r"\{[^}]+\}", "1", path)
+                found.append((method, concrete, operation["x-required-scope"]))
+    return found
+
+
+OPERATIONS = operations()
+
+
+def call(client, method: str, path: str):
+    return getattr(client, method)(path, {} if method != "get" else None, format="json")
+
+
+@pytest.mark.parametrize(("method", "path", "scope"), OPERATIONS, ids=[f"{m} {p}" for m, p, _ in OPERATIONS])
+def test_every_operation_refuses_a_key_without_its_scope_with_403_naming_it(method, path, scope):
+    from tests.api import other_scopes
+
+    response = call(key_client(*other_scopes(scope)), method, path)
+    assert response.status_code == 403, response.content
+    assert error_code(response) == "missing_scope"
+    assert scope in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(("method", "path", "scope"), OPERATIONS, ids=[f"{m} {p}" for m, p, _ in OPERATIONS])
+def test_every_operation_refuses_a_revoked_key_and_no_key_with_401(method, path, scope, client):
+    from tests.api import ALL_SCOPES
+
+    response = call(revoked_client(*ALL_SCOPES), method, path)
+    assert response.status_code == 401
+    assert error_code(response) == "authentication_failed"
+    assert call(client_with(None), method, path).status_code == 401
+
+
+def test_the_schema_has_every_endpoint_the_issue_lists():
+    paths = {p for _, p, _ in OPERATIONS}
+    assert "/api/v1/customers/" in paths
