@@ -321,6 +321,7 @@ class StockLevel:
     sku: str
     on_hand: int
     reserved: int
+    updated_at: datetime | None = None
 
     @property
     def available(self) -> int:
