@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,12 +15,15 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from catalog.data import (
+    STOCK_BULK_MAX,
     OutOfStock,
     ReservationInfo,
     ReservationNotFound,
     ReservedLine,
     StockBelowReserved,
     StockLevel,
+    StockLevelsRefused,
+    StockProblem,
     UnknownSku,
 )
 from catalog.events import StockChanged
@@ -61,6 +64,83 @@ def stock_set(*, sku: str, on_hand: int) -> StockLevel:
             )
             refresh_products(product_ids=[variant.product_id])  # also its updated_at
     return StockLevel(sku=sku, on_hand=stock.on_hand, reserved=stock.reserved, updated_at=stock.updated_at)
+
+
+def stock_set_many(*, levels: Sequence[tuple[str, int]]) -> tuple[StockLevel, ...]:
+    """Set the counted stock of up to STOCK_BULK_MAX SKUs at once: (sku, on_hand) pairs, all or none, in one
+    transaction. Every item is checked first (a SKU unknown or given twice, a negative quantity, on hand below what
+    is reserved); if any is wrong, StockLevelsRefused lists them all and nothing changes. The stock rows are locked
+    in variant-id order, whatever the order of the request, so two imports of overlapping SKUs cannot deadlock.
+    Publishes what stock_set publishes for each level that changes. Returns the levels in the request's order."""
+    items = [(str(sku), int(on_hand)) for sku, on_hand in levels]
+    if len(items) > STOCK_BULK_MAX:
+        raise ValueError(f"at most {STOCK_BULK_MAX} stock levels at once")
+    problems: list[StockProblem] = []
+    first: dict[str, int] = {}
+    for index, (sku, on_hand) in enumerate(items):
+        if sku in first:
+            problems.append(StockProblem(index, sku, "sku", f"{sku} is given twice (also item {first[sku]})."))
+        else:
+            first[sku] = index
+        if on_hand < 0:
+            problems.append(StockProblem(index, sku, "on_hand", "On-hand stock cannot be negative."))
+    with atomic(module="catalog"):
+        variants = {
+            sku: (variant_id, product_id, slug)
+            for sku, variant_id, product_id, slug in Variant.objects.filter(sku__in=list(first)).values_list(
+                "sku", "pk", "product_id", "product__slug"
+            )
+        }
+        problems += [StockProblem(index, sku, "sku", f"No variant has the SKU {sku}.")
+                     for sku, index in first.items() if sku not in variants]  # fmt: skip
+        ids = sorted(variant_id for variant_id, _, _ in variants.values())
+        stock = _lock_stock(ids)
+        for index, (sku, on_hand) in enumerate(items):
+            found = variants.get(sku)
+            if found is not None and first[sku] == index and 0 <= on_hand < stock[found[0]].reserved:
+                reserved = stock[found[0]].reserved
+                problems.append(StockProblem(index, sku, "on_hand",
+                                             f"{reserved} of {sku} are reserved for orders in progress: on-hand stock "
+                                             f"cannot go below that."))  # fmt: skip
+        if problems:
+            raise StockLevelsRefused(tuple(sorted(problems, key=lambda p: (p.index, p.field))))
+        now = timezone.now()
+        changed: list[StockItem] = []
+        before: dict[int, int] = {}
+        for sku, on_hand in items:
+            row = stock[variants[sku][0]]
+            if row.on_hand != on_hand:
+                before[row.variant_id] = row.available
+                row.on_hand, row.updated_at = on_hand, now
+                changed.append(row)
+        StockItem.objects.bulk_update(changed, ["on_hand", "updated_at"], batch_size=STOCK_BULK_MAX)
+        by_variant = {variant_id: (sku, product_id, slug) for sku, (variant_id, product_id, slug) in variants.items()}
+        for row in changed:
+            sku, product_id, slug = by_variant[row.variant_id]
+            publish(
+                StockChanged(variant_id=row.variant_id, sku=sku, product_id=product_id, product_slug=slug,
+                             available=row.available, available_before=before[row.variant_id])
+            )  # fmt: skip
+        refresh_products(product_ids={by_variant[row.variant_id][1] for row in changed})  # also their updated_at
+    return tuple(
+        StockLevel(sku=sku, on_hand=row.on_hand, reserved=row.reserved, updated_at=row.updated_at)
+        for sku, row in ((sku, stock[variants[sku][0]]) for sku, _ in items)
+    )
+
+
+def _lock_stock(variant_ids: list[int]) -> dict[int, StockItem]:
+    """The stock rows of these variants (sorted ids), locked in that order; rows missing are made first."""
+
+    def lock(ids: list[int]) -> dict[int, StockItem]:
+        rows = StockItem.objects.select_for_update().filter(variant_id__in=ids).order_by("variant_id")
+        return {row.variant_id: row for row in rows}
+
+    locked = lock(variant_ids)
+    missing = [variant_id for variant_id in variant_ids if variant_id not in locked]
+    if missing:  # every variant should have its row (refresh_products makes them); a new one has none in stock
+        StockItem.objects.bulk_create([StockItem(variant_id=v) for v in missing], ignore_conflicts=True)
+        locked.update(lock(missing))
+    return locked
 
 
 def _touch_products(product_ids: Iterable[int]) -> None:
