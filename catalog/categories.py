@@ -1,4 +1,5 @@
-"""The category tree (cached) and what follows a change to categories. Private to catalog."""
+"""The category tree (cached), what follows a change to categories, and the services that create and change them.
+Private to catalog."""
 
 from __future__ import annotations
 
@@ -7,13 +8,24 @@ import logging
 from collections import defaultdict
 
 from django.core.cache import cache
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.utils.text import slugify
 
-from catalog.data import TREE_CACHE_KEY, CategoryInfo, CategoryTree
+from catalog.data import (
+    TREE_CACHE_KEY,
+    UNSET,
+    CatalogInvalid,
+    CategoryInfo,
+    CategoryNotFound,
+    CategoryRecord,
+    CategoryTree,
+    Unset,
+)
 from catalog.events import CategoriesChanged
 from catalog.models import Category
+from catalog.validation import Errors, check_count, check_slug, check_text
 from kernel.bus import publish
-from kernel.db import db_for_module
+from kernel.db import atomic, db_for_module, unique
 
 logger = logging.getLogger(__name__)
 
@@ -50,3 +62,104 @@ def categories_changed(*, category_id: int) -> None:
     transaction.on_commit(lambda: cache.delete(TREE_CACHE_KEY), using=db_for_module("catalog"))
     cache.delete(TREE_CACHE_KEY)
     publish(CategoriesChanged(category_id=category_id))
+
+
+def _record(category: Category) -> CategoryRecord:
+    return CategoryRecord(
+        id=category.pk,
+        name=category.name,
+        slug=category.slug,
+        parent_id=category.parent_id,
+        description=category.description,
+        position=category.position,
+        is_active=category.is_active,
+        updated_at=category.updated_at,
+    )
+
+
+def _check(errors: Errors, category_id: int | None, values: dict) -> None:
+    """Text, slug, position and parent of a category being saved (its id None when it is new)."""
+    check_text(errors, Category, {k: values[k] for k in ("name", "slug", "description") if k in values})
+    if values.get("slug", UNSET) is not UNSET and "slug" not in errors.found:
+        check_slug(errors, values["slug"])
+        if "slug" not in errors.found and Category.objects.filter(slug=values["slug"]).exclude(pk=category_id).exists():
+            errors.add("slug", f"A category with the slug {values['slug']!r} exists already.")
+    check_count(errors, "position", values.get("position", UNSET))
+    parent_id = values.get("parent_id", UNSET)
+    if parent_id is UNSET or parent_id is None:
+        return
+    parents = dict(Category.objects.values_list("id", "parent_id"))
+    if parent_id not in parents:
+        errors.add("parent_id", f"No category has the id {parent_id}.")
+        return
+    node, seen = parent_id, set()
+    while node is not None and node not in seen:  # up from the new parent: the category must not be on the way
+        if node == category_id:
+            errors.add("parent_id", "A category cannot be placed under itself or one of its subcategories.")
+            return
+        seen.add(node)
+        node = parents.get(node)
+
+
+def category_create(
+    *,
+    name: str,
+    slug: str | None = None,
+    parent_id: int | None = None,
+    description: str = "",
+    position: int = 0,
+    is_active: bool = True,
+) -> CategoryRecord:
+    """A new category (slug None: made from the name). Refreshes the cached tree and publishes CategoriesChanged,
+    as a save in the admin does. Raises CatalogInvalid (a slug taken, no such parent, ...)."""
+    slug = slugify(name) if slug is None else slug
+    values = {"name": name, "slug": slug, "parent_id": parent_id, "description": description, "position": position}
+    try:
+        with atomic(module="catalog"):
+            errors = Errors()
+            _check(errors, None, values)
+            if errors:
+                raise CatalogInvalid(errors.found)
+            category = Category.objects.create(is_active=bool(is_active), **values)
+            categories_changed(category_id=category.pk)
+    except IntegrityError:  # the same slug saved at the same moment
+        if Category.objects.filter(slug=slug).exists():
+            raise CatalogInvalid({"slug": [f"A category with the slug {slug!r} exists already."]}) from None
+        raise
+    return _record(category)
+
+
+def category_update(
+    *,
+    category_id: int,
+    name: str | Unset = UNSET,
+    slug: str | Unset = UNSET,
+    parent_id: int | Unset | None = UNSET,
+    description: str | Unset = UNSET,
+    position: int | Unset = UNSET,
+    is_active: bool | Unset = UNSET,
+) -> CategoryRecord:
+    """Change the fields given (UNSET: left as they are; parent_id None: a top-level category). Moving a category
+    under itself or one of its subcategories is refused. Refreshes the cached tree and publishes CategoriesChanged.
+    Raises CategoryNotFound, CatalogInvalid."""
+    given = {"name": name, "slug": slug, "parent_id": parent_id, "description": description, "position": position}
+    given = {k: v for k, v in {**given, "is_active": is_active}.items() if v is not UNSET}
+    try:
+        with atomic(module="catalog"):
+            category = unique(Category.objects.select_for_update().filter(pk=category_id))
+            if category is None:
+                raise CategoryNotFound(category_id)
+            errors = Errors()
+            _check(errors, category.pk, given)
+            if errors:
+                raise CatalogInvalid(errors.found)
+            if given:
+                for field, value in given.items():
+                    setattr(category, field, bool(value) if field == "is_active" else value)
+                category.save()
+                categories_changed(category_id=category.pk)
+    except IntegrityError:
+        if isinstance(slug, str) and Category.objects.filter(slug=slug).exclude(pk=category_id).exists():
+            raise CatalogInvalid({"slug": [f"A category with the slug {slug!r} exists already."]}) from None
+        raise
+    return _record(category)

@@ -79,6 +79,54 @@ class ReservationNotFound(CatalogError):
     pass
 
 
+class CatalogInvalid(CatalogError, ValueError):
+    """A write was refused: .errors maps each argument at fault (by the service's argument name; inside a list, by
+    the item's index) to what is wrong with it, e.g. {"slug": ["..."], "variants": {1: {"sku": ["..."]}}}."""
+
+    def __init__(self, errors: dict[str, Any]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"{name}: {problem}" for name, problem in errors.items()))
+
+
+@dataclass(frozen=True)
+class StockProblem:
+    """One item of a bulk stock change that cannot be applied: its index in the request, and which field."""
+
+    index: int
+    sku: str
+    field: str  # "sku" (unknown, or given twice) or "on_hand" (below what is reserved, or negative)
+    message: str
+
+
+class StockLevelsRefused(CatalogError, ValueError):
+    """stock_set_many changed nothing: .problems lists every item at fault."""
+
+    def __init__(self, problems: tuple[StockProblem, ...]) -> None:
+        self.problems = problems
+        super().__init__(f"{len(problems)} stock levels refused: " + "; ".join(p.message for p in problems[:5]))
+
+
+class Unset:
+    """The type of UNSET, the value of an argument not given to an update service (None may be a value: no
+    compare-at price)."""
+
+    _instance: Unset | None = None
+
+    def __new__(cls) -> Unset:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+UNSET = Unset()
+
+
 # ---------------------------------------------------------------- categories
 
 
@@ -316,11 +364,15 @@ class ProductDetail:
 # ---------------------------------------------------------------- stock and reservations
 
 
+STOCK_BULK_MAX = 500  # stock levels stock_set_many sets in one transaction
+
+
 @dataclass(frozen=True)
 class StockLevel:
     sku: str
     on_hand: int
     reserved: int
+    updated_at: datetime | None = None
 
     @property
     def available(self) -> int:
@@ -340,6 +392,83 @@ class ReservationInfo:
     status: str
     expires_at: datetime
     lines: tuple[ReservedLine, ...]
+
+
+# ---------------------------------------------------------------- catalog edits (the REST API, imports)
+
+
+@dataclass(frozen=True)
+class CategoryRecord:
+    """A category as saved by category_create / category_update."""
+
+    id: int
+    name: str
+    slug: str
+    parent_id: int | None
+    description: str
+    position: int
+    is_active: bool
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    """A new variant: what product_create and variant_create take. on_hand is its stock to start with; currency
+    None is the shop's (SHOP_CURRENCY), the only one accepted."""
+
+    sku: str
+    price: Decimal
+    compare_at_price: Decimal | None = None
+    options: tuple[tuple[str, str], ...] = ()
+    currency: str | None = None
+    weight_grams: int = 0
+    position: int | None = None  # None: after the product's other variants
+    is_active: bool = True
+    on_hand: int = 0
+
+
+@dataclass(frozen=True)
+class VariantChanges:
+    """Changes to an existing variant, found by SKU (product_update's `variants`); UNSET leaves a field as it is."""
+
+    sku: str
+    price: Decimal | Unset = UNSET
+    compare_at_price: Decimal | Unset | None = UNSET
+    options: tuple[tuple[str, str], ...] | Unset = UNSET
+    weight_grams: int | Unset = UNSET
+    position: int | Unset = UNSET
+    is_active: bool | Unset = UNSET
+
+
+@dataclass(frozen=True)
+class VariantRecord:
+    id: int
+    product_id: int
+    sku: str
+    options: tuple[tuple[str, str], ...]
+    price: Decimal
+    compare_at_price: Decimal | None
+    currency: str
+    weight_grams: int
+    position: int
+    is_active: bool
+    on_hand: int
+    reserved: int
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class ProductRecord:
+    """A product as saved by product_create / product_update, with its variants (inactive ones too)."""
+
+    id: int
+    title: str
+    slug: str
+    category_id: int
+    brand_slug: str | None
+    is_active: bool
+    updated_at: datetime
+    variants: tuple[VariantRecord, ...]
 
 
 # ---------------------------------------------------------------- demo data

@@ -33,6 +33,7 @@ class Category(models.Model):
     description = models.TextField(blank=True)
     position = models.PositiveIntegerField(default=0)
     is_active = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
 
     class Meta:
         ordering = ["position", "name"]
@@ -53,8 +54,9 @@ class Product(models.Model):
     is_active = models.BooleanField(default=True)
     is_featured = models.BooleanField(default=False)
     popularity = models.PositiveIntegerField(default=0, help_text="Higher sorts first under 'Relevance'.")
-    created_at = models.DateTimeField(default=timezone.now)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # Also bumped by refresh_products and by every stock change of its variants (an update() leaves auto_now be).
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
     published_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     # ---- denormalised for listings (catalog.projection.refresh_products keeps them right)
@@ -96,6 +98,7 @@ class Variant(models.Model):
     weight_grams = models.PositiveIntegerField(default=0)
     position = models.PositiveIntegerField(default=0)
     is_active = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
 
     class Meta:
         ordering = ["position", "id"]
@@ -117,6 +120,8 @@ class StockItem(models.Model):
     variant = models.OneToOneField(Variant, on_delete=models.CASCADE, related_name="stock", primary_key=True)
     on_hand = models.PositiveIntegerField(default=0)
     reserved = models.PositiveIntegerField(default=0)
+    # Every stock service sets it in its UPDATE (queryset.update() and raw SQL do not apply auto_now).
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
 
     class Meta:
         constraints = [

@@ -7,6 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from django.conf import settings
+from django.utils import timezone
 from django.utils.text import slugify
 
 from catalog import search as _search
@@ -50,7 +51,8 @@ def refresh_products(
     *, product_ids: Iterable[int], publish_events: bool = True, listing_changed: bool | None = None
 ) -> int:
     """Recompute what listings show of these products (prices, stock flag, image, brand, option values, search
-    vector) from their variants, stock and images, and publish catalog.product.changed.v1 for each.
+    vector) from their variants, stock and images, set their updated_at, and publish catalog.product.changed.v1
+    for each.
 
     listing_changed=True says the caller changed what listings show itself (a title edited in the admin); by
     default it is worked out from the recomputed fields. publish_events=False is for bulk imports, which publish
@@ -60,7 +62,10 @@ def refresh_products(
     ids = sorted(set(product_ids))
     if not ids:
         return 0
-    products = {p.pk: p for p in Product.objects.select_related("brand").filter(pk__in=ids)}
+    # Locked in id order before anything else: stock services refresh many products at once (stock_set_many)
+    # and must not deadlock with each other; of=self leaves the brand rows (and the outer join) alone.
+    locked = Product.objects.select_related("brand").filter(pk__in=ids).order_by("pk").select_for_update(of=("self",))
+    products = {p.pk: p for p in locked}
     before = {pk: _listing_fields(p) for pk, p in products.items()}
     variants: dict[int, list[Variant]] = defaultdict(list)
     for v in Variant.objects.filter(product_id__in=ids, is_active=True).select_related("stock"):
@@ -75,7 +80,9 @@ def refresh_products(
         ignore_conflicts=True,
     )
     options: list[ProductOptionValue] = []
+    now = timezone.now()  # what a product shows changed, or may have: integrators' updated_since must see it
     for pk, product in products.items():
+        product.updated_at = now
         own = variants.get(pk, [])
         prices = [v.price for v in own]
         product.brand_name = product.brand.name if product.brand else ""
@@ -96,7 +103,7 @@ def refresh_products(
                     seen.add(pair)
                     options.append(ProductOptionValue(product_id=pk, key=pair[0], name=str(name), value=pair[1]))
 
-    Product.objects.bulk_update(products.values(), LISTING_FIELDS, batch_size=500)
+    Product.objects.bulk_update(products.values(), (*LISTING_FIELDS, "updated_at"), batch_size=500)
     ProductOptionValue.objects.filter(product_id__in=ids).delete()
     ProductOptionValue.objects.bulk_create(options, batch_size=2000)
     _search.update_vectors(Product, ids)

@@ -5,17 +5,21 @@ data carries slugs and ids, never a shop URL: the shop builds its own links.
 Reads: category_tree, product_listing (category pages and search, with facets), product_detail, product_suggest,
 products_featured, products_newest, variants_get, sitemap_products.
 Writes: refresh_products (recompute what listings show and publish catalog.product.changed.v1), stock_set,
-categories_changed, images_render, demo_catalog_seed.
+stock_set_many (up to STOCK_BULK_MAX levels, all or none), categories_changed, images_render, demo_catalog_seed.
+Edits (the REST API, imports; all or nothing, publishing what the admin's saves publish): category_create,
+category_update, product_create (with its variants), product_update (and its variants by SKU), variant_create,
+variant_update. They raise CatalogInvalid naming what is wrong; updates take UNSET for "leave as it is".
 Stock reservations: stock_reserve, stock_commit, stock_sell, stock_release, stock_restock,
 reservations_expire.
 
 The code lives in catalog's private modules, by capability: data (dataclasses, exceptions, constants),
-categories, listing, detail, projection (the listing read model), stock and demo.
+categories, listing, detail, products (creating and changing products and variants), projection (the listing read
+model), stock and demo.
 """
 
 from __future__ import annotations
 
-from catalog.categories import categories_changed, category_tree
+from catalog.categories import categories_changed, category_create, category_tree, category_update
 from catalog.data import (
     DEFAULT_PER_PAGE,
     MAX_OPTION_FILTERS,
@@ -24,10 +28,14 @@ from catalog.data import (
     SEARCH_MAX_LENGTH,
     SIZE_ORDER,
     SORTS,
+    STOCK_BULK_MAX,
     TREE_CACHE_KEY,
+    UNSET,
     CatalogError,
+    CatalogInvalid,
     CategoryInfo,
     CategoryNotFound,
+    CategoryRecord,
     CategoryTree,
     DemoSeedResult,
     Facet,
@@ -41,19 +49,27 @@ from catalog.data import (
     ProductDetail,
     ProductListing,
     ProductNotFound,
+    ProductRecord,
     ReservationInfo,
     ReservationNotFound,
     ReservedLine,
     StockBelowReserved,
     StockLevel,
+    StockLevelsRefused,
+    StockProblem,
     Suggestion,
     UnknownSku,
+    Unset,
+    VariantChanges,
     VariantInfo,
+    VariantRecord,
+    VariantSpec,
     ordered_options,
 )
 from catalog.demo import demo_catalog_seed
 from catalog.detail import product_detail, sitemap_products, variants_get
 from catalog.listing import listing_facets, product_listing, product_suggest, products_featured, products_newest
+from catalog.products import VARIANTS_MAX, product_create, product_update, variant_create, variant_update
 from catalog.projection import images_render, option_key, refresh_products
 from catalog.stock import (
     ReservationStatus,
@@ -65,6 +81,7 @@ from catalog.stock import (
     stock_return,
     stock_sell,
     stock_set,
+    stock_set_many,
 )
 
 __all__ = [
@@ -75,10 +92,15 @@ __all__ = [
     "SEARCH_MAX_LENGTH",
     "SIZE_ORDER",
     "SORTS",
+    "STOCK_BULK_MAX",
     "TREE_CACHE_KEY",
+    "UNSET",
+    "VARIANTS_MAX",
     "CatalogError",
+    "CatalogInvalid",
     "CategoryInfo",
     "CategoryNotFound",
+    "CategoryRecord",
     "CategoryTree",
     "DemoSeedResult",
     "Facet",
@@ -92,25 +114,36 @@ __all__ = [
     "ProductDetail",
     "ProductListing",
     "ProductNotFound",
+    "ProductRecord",
     "ReservationInfo",
     "ReservationNotFound",
     "ReservationStatus",
     "ReservedLine",
     "StockBelowReserved",
     "StockLevel",
+    "StockLevelsRefused",
+    "StockProblem",
     "Suggestion",
     "UnknownSku",
+    "Unset",
+    "VariantChanges",
     "VariantInfo",
+    "VariantRecord",
+    "VariantSpec",
     "categories_changed",
+    "category_create",
     "category_tree",
+    "category_update",
     "demo_catalog_seed",
     "images_render",
     "listing_facets",
     "option_key",
     "ordered_options",
+    "product_create",
     "product_detail",
     "product_listing",
     "product_suggest",
+    "product_update",
     "products_featured",
     "products_newest",
     "refresh_products",
@@ -123,5 +156,8 @@ __all__ = [
     "stock_return",
     "stock_sell",
     "stock_set",
+    "stock_set_many",
+    "variant_create",
+    "variant_update",
     "variants_get",
 ]

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.db import IntegrityError, connections
 from django.db.models import F
@@ -14,16 +15,19 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from catalog.data import (
+    STOCK_BULK_MAX,
     OutOfStock,
     ReservationInfo,
     ReservationNotFound,
     ReservedLine,
     StockBelowReserved,
     StockLevel,
+    StockLevelsRefused,
+    StockProblem,
     UnknownSku,
 )
 from catalog.events import StockChanged
-from catalog.models import Reservation, ReservationLine, StockItem, StockReturn, Variant
+from catalog.models import Product, Reservation, ReservationLine, StockItem, StockReturn, Variant
 from catalog.projection import refresh_products
 from kernel.bus import publish
 from kernel.db import atomic, db_for_module, unique
@@ -44,8 +48,9 @@ def stock_set(*, sku: str, on_hand: int) -> StockLevel:
         if on_hand < stock.reserved:
             raise StockBelowReserved(f"{sku}: {stock.reserved} are reserved for orders in progress")
         was_available = stock.available
-        stock.on_hand = on_hand
-        stock.save(update_fields=["on_hand"])
+        if stock.on_hand != on_hand:
+            stock.on_hand = on_hand
+            stock.save(update_fields=["on_hand", "updated_at"])  # auto_now sets updated_at, if it is named
         if stock.available != was_available:
             publish(
                 StockChanged(
@@ -57,8 +62,102 @@ def stock_set(*, sku: str, on_hand: int) -> StockLevel:
                     available_before=was_available,
                 )
             )
-            refresh_products(product_ids=[variant.product_id])
-    return StockLevel(sku=sku, on_hand=stock.on_hand, reserved=stock.reserved)
+            refresh_products(product_ids=[variant.product_id])  # also its updated_at
+    return StockLevel(sku=sku, on_hand=stock.on_hand, reserved=stock.reserved, updated_at=stock.updated_at)
+
+
+def stock_set_many(*, levels: Sequence[tuple[str, int]]) -> tuple[StockLevel, ...]:
+    """Set the counted stock of up to STOCK_BULK_MAX SKUs at once: (sku, on_hand) pairs, all or none, in one
+    transaction. Every item is checked first (a SKU unknown or given twice, a negative quantity, on hand below what
+    is reserved); if any is wrong, StockLevelsRefused lists them all and nothing changes. The stock rows are locked
+    in variant-id order, whatever the order of the request, so two imports of overlapping SKUs cannot deadlock.
+    Publishes what stock_set publishes for each level that changes. Returns the levels in the request's order."""
+    items = [(str(sku), int(on_hand)) for sku, on_hand in levels]
+    if len(items) > STOCK_BULK_MAX:
+        raise ValueError(f"at most {STOCK_BULK_MAX} stock levels at once")
+    problems: list[StockProblem] = []
+    first: dict[str, int] = {}
+    for index, (sku, on_hand) in enumerate(items):
+        if sku in first:
+            problems.append(StockProblem(index, sku, "sku", f"{sku} is given twice (also item {first[sku]})."))
+        else:
+            first[sku] = index
+        if on_hand < 0:
+            problems.append(StockProblem(index, sku, "on_hand", "On-hand stock cannot be negative."))
+    with atomic(module="catalog"):
+        variants = {
+            sku: (variant_id, product_id, slug)
+            for sku, variant_id, product_id, slug in Variant.objects.filter(sku__in=list(first)).values_list(
+                "sku", "pk", "product_id", "product__slug"
+            )
+        }
+        problems += [StockProblem(index, sku, "sku", f"No variant has the SKU {sku}.")
+                     for sku, index in first.items() if sku not in variants]  # fmt: skip
+        ids = sorted(variant_id for variant_id, _, _ in variants.values())
+        stock = _lock_stock(ids)
+        for index, (sku, on_hand) in enumerate(items):
+            found = variants.get(sku)
+            if found is not None and first[sku] == index and 0 <= on_hand < stock[found[0]].reserved:
+                reserved = stock[found[0]].reserved
+                problems.append(StockProblem(index, sku, "on_hand",
+                                             f"{reserved} of {sku} are reserved for orders in progress: on-hand stock "
+                                             f"cannot go below that."))  # fmt: skip
+        if problems:
+            raise StockLevelsRefused(tuple(sorted(problems, key=lambda p: (p.index, p.field))))
+        now = timezone.now()
+        changed: list[StockItem] = []
+        before: dict[int, int] = {}
+        for sku, on_hand in items:
+            row = stock[variants[sku][0]]
+            if row.on_hand != on_hand:
+                before[row.variant_id] = row.available
+                row.on_hand, row.updated_at = on_hand, now
+                changed.append(row)
+        StockItem.objects.bulk_update(changed, ["on_hand", "updated_at"], batch_size=STOCK_BULK_MAX)
+        by_variant = {variant_id: (sku, product_id, slug) for sku, (variant_id, product_id, slug) in variants.items()}
+        for row in changed:
+            sku, product_id, slug = by_variant[row.variant_id]
+            publish(
+                StockChanged(variant_id=row.variant_id, sku=sku, product_id=product_id, product_slug=slug,
+                             available=row.available, available_before=before[row.variant_id])
+            )  # fmt: skip
+        refresh_products(product_ids={by_variant[row.variant_id][1] for row in changed})  # also their updated_at
+    return tuple(
+        StockLevel(sku=sku, on_hand=row.on_hand, reserved=row.reserved, updated_at=row.updated_at)
+        for sku, row in ((sku, stock[variants[sku][0]]) for sku, _ in items)
+    )
+
+
+def _lock_stock(variant_ids: list[int]) -> dict[int, StockItem]:
+    """The stock rows of these variants (sorted ids), locked in that order; rows missing are made first."""
+
+    def lock(ids: list[int]) -> dict[int, StockItem]:
+        rows = StockItem.objects.select_for_update().filter(variant_id__in=ids).order_by("variant_id")
+        return {row.variant_id: row for row in rows}
+
+    locked = lock(variant_ids)
+    missing = [variant_id for variant_id in variant_ids if variant_id not in locked]
+    if missing:  # every variant should have its row (refresh_products makes them); a new one has none in stock
+        StockItem.objects.bulk_create([StockItem(variant_id=v) for v in missing], ignore_conflicts=True)
+        locked.update(lock(missing))
+    return locked
+
+
+def _touch_products(product_ids: Iterable[int]) -> None:
+    """Bump the updated_at of products whose available stock changed (their API representation shows it; one
+    statement, the cost of a reservation's), locked in id order."""
+    ids = sorted(set(product_ids))
+    if not ids:
+        return
+    now = timezone.now()
+    if len(ids) > 1:  # lock them in order first: one UPDATE's row order is the plan's, not necessarily the ids'
+        list(Product.objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk", flat=True))
+    Product.objects.filter(pk__in=ids).update(updated_at=now)
+
+
+def _stamp(connection) -> Any:
+    """Now, as a parameter of raw SQL for StockItem.updated_at on this connection (SQLite stores text)."""
+    return StockItem._meta.get_field("updated_at").get_db_prep_value(timezone.now(), connection)
 
 
 def _reservation_info(reservation: Reservation, lines: Iterable[ReservationLine] | None = None) -> ReservationInfo:
@@ -87,16 +186,18 @@ def _publish_stock(changes: dict[int, int]) -> None:
 def _announce_stock(levels: Iterable[tuple[int, str, int, str, int, int, bool]]) -> None:
     """Publish StockChanged for (variant_id, sku, product_id, slug, available, available before, product in stock)
     and refresh the listing fields of products whose in-stock flag no longer holds."""
-    flipped = set()
+    flipped, touched = set(), set()
     for variant_id, sku, product_id, slug, available, before, product_in_stock in levels:
         publish(
             StockChanged(variant_id=variant_id, sku=sku, product_id=product_id, product_slug=slug, available=available,
                          available_before=before)
         )  # fmt: skip
+        touched.add(product_id)
         if (available > 0) != product_in_stock:
             flipped.add(product_id)
     if flipped:
-        refresh_products(product_ids=flipped)
+        refresh_products(product_ids=flipped)  # sets their updated_at too
+    _touch_products(touched - flipped)
 
 
 def _hold(variant_id: int, quantity: int) -> int | None:
@@ -108,14 +209,14 @@ def _hold(variant_id: int, quantity: int) -> int | None:
     """
     connection = connections[db_for_module("catalog")]
     quote = connection.ops.quote_name
-    table, on_hand, reserved, variant = (
-        quote(StockItem._meta.db_table), quote("on_hand"), quote("reserved"), quote("variant_id")
+    table, on_hand, reserved, variant, updated_at = (
+        quote(StockItem._meta.db_table), quote("on_hand"), quote("reserved"), quote("variant_id"), quote("updated_at")
     )  # fmt: skip
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} SET {reserved} = {reserved} + %s WHERE {variant} = %s AND {on_hand} >= {reserved} + %s "  # noqa: S608
-            f"RETURNING {on_hand} - {reserved}",
-            [quantity, variant_id, quantity],
+            f"UPDATE {table} SET {reserved} = {reserved} + %s, {updated_at} = %s "  # noqa: S608
+            f"WHERE {variant} = %s AND {on_hand} >= {reserved} + %s RETURNING {on_hand} - {reserved}",
+            [quantity, _stamp(connection), variant_id, quantity],
         )
         row = cursor.fetchone()
     return None if row is None else row[0]
@@ -197,13 +298,15 @@ def _settle(key: str, to_status: str) -> ReservationInfo:
                 .order_by("variant_id")
                 .values_list("variant_id", "variant__sku", "quantity")
             )
+            now = timezone.now()
             for variant_id, _, quantity in lines:
-                change = {"reserved": F("reserved") - quantity}
+                change = {"reserved": F("reserved") - quantity, "updated_at": now}
                 if to_status == Reservation.Status.COMMITTED:
                     change["on_hand"] = F("on_hand") - quantity
                 StockItem.objects.filter(variant_id=variant_id).update(**change)
             if to_status != Reservation.Status.COMMITTED:
                 _publish_stock({variant_id: quantity for variant_id, _, quantity in lines})
+            # A sale leaves what is available as it was: the product (which shows availability) is not touched.
     if settled is None:  # not held (any more): report it as it stands, or raise outside the block
         reservation = unique(Reservation.objects.filter(key=key))
         if reservation is None:
@@ -246,8 +349,8 @@ def stock_sell(*, key: str) -> ReservationInfo:
         return info
     connection = connections[db_for_module("catalog")]
     quote = connection.ops.quote_name
-    table, on_hand, reserved, variant = (
-        quote(StockItem._meta.db_table), quote("on_hand"), quote("reserved"), quote("variant_id")
+    table, on_hand, reserved, variant, updated_at = (
+        quote(StockItem._meta.db_table), quote("on_hand"), quote("reserved"), quote("variant_id"), quote("updated_at")
     )  # fmt: skip
     with atomic(module="catalog"):
         # The conditional status change is the lock: a second seller of the same key waits, then finds it sold.
@@ -259,9 +362,9 @@ def stock_sell(*, key: str) -> ReservationInfo:
         for line in sorted(info.lines, key=lambda line: line.variant_id):
             with connection.cursor() as cursor:  # the condition stays on the stock row itself, as in _hold
                 cursor.execute(
-                    f"UPDATE {table} SET {on_hand} = {on_hand} - %s "  # noqa: S608 (names only)
+                    f"UPDATE {table} SET {on_hand} = {on_hand} - %s, {updated_at} = %s "  # noqa: S608 (names only)
                     f"WHERE {variant} = %s AND {on_hand} - {reserved} >= %s",
-                    [line.quantity, line.variant_id, line.quantity],
+                    [line.quantity, _stamp(connection), line.variant_id, line.quantity],
                 )
                 taken = cursor.rowcount == 1
             if not taken:
@@ -285,7 +388,9 @@ def stock_restock(*, key: str) -> ReservationInfo:
             sold = True
             lines = list(reservation.lines.order_by("variant_id"))
             for line in lines:
-                StockItem.objects.filter(variant_id=line.variant_id).update(on_hand=F("on_hand") + line.quantity)
+                StockItem.objects.filter(variant_id=line.variant_id).update(
+                    on_hand=F("on_hand") + line.quantity, updated_at=timezone.now()
+                )
             reservation.status = Reservation.Status.RELEASED
             reservation.save(update_fields=["status"])
             _publish_stock({line.variant_id: line.quantity for line in lines})
@@ -318,7 +423,9 @@ def stock_return(*, key: str, lines: Iterable[tuple[int, int]]) -> bool:
         with atomic(module="catalog"):
             StockReturn.objects.create(key=key)
             for variant_id in sorted(wanted):
-                StockItem.objects.filter(variant_id=variant_id).update(on_hand=F("on_hand") + wanted[variant_id])
+                StockItem.objects.filter(variant_id=variant_id).update(
+                    on_hand=F("on_hand") + wanted[variant_id], updated_at=timezone.now()
+                )
             _publish_stock(dict(wanted))
     except IntegrityError:
         if StockReturn.objects.filter(key=key).exists():
