@@ -27,7 +27,7 @@ from catalog.data import (
     UnknownSku,
 )
 from catalog.events import StockChanged
-from catalog.models import Product, Reservation, ReservationLine, StockItem, StockReturn, Variant
+from catalog.models import Reservation, ReservationLine, StockItem, StockReturn, Variant
 from catalog.projection import refresh_products
 from kernel.bus import publish
 from kernel.db import atomic, db_for_module, unique
@@ -143,18 +143,6 @@ def _lock_stock(variant_ids: list[int]) -> dict[int, StockItem]:
     return locked
 
 
-def _touch_products(product_ids: Iterable[int]) -> None:
-    """Bump the updated_at of products whose available stock changed (their API representation shows it; one
-    statement, the cost of a reservation's), locked in id order."""
-    ids = sorted(set(product_ids))
-    if not ids:
-        return
-    now = timezone.now()
-    if len(ids) > 1:  # lock them in order first: one UPDATE's row order is the plan's, not necessarily the ids'
-        list(Product.objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk", flat=True))
-    Product.objects.filter(pk__in=ids).update(updated_at=now)
-
-
 def _stamp(connection) -> Any:
     """Now, as a parameter of raw SQL for StockItem.updated_at on this connection (SQLite stores text)."""
     return StockItem._meta.get_field("updated_at").get_db_prep_value(timezone.now(), connection)
@@ -186,18 +174,18 @@ def _publish_stock(changes: dict[int, int]) -> None:
 def _announce_stock(levels: Iterable[tuple[int, str, int, str, int, int, bool]]) -> None:
     """Publish StockChanged for (variant_id, sku, product_id, slug, available, available before, product in stock)
     and refresh the listing fields of products whose in-stock flag no longer holds."""
-    flipped, touched = set(), set()
+    flipped = set()
     for variant_id, sku, product_id, slug, available, before, product_in_stock in levels:
         publish(
             StockChanged(variant_id=variant_id, sku=sku, product_id=product_id, product_slug=slug, available=available,
                          available_before=before)
         )  # fmt: skip
-        touched.add(product_id)
         if (available > 0) != product_in_stock:
             flipped.add(product_id)
+    # A sale or a hold does not touch the product row: every buyer of a popular product would queue on its lock.
+    # An integrator sees stock counts move through /stock/?updated_since (the stock row's updated_at).
     if flipped:
         refresh_products(product_ids=flipped)  # sets their updated_at too
-    _touch_products(touched - flipped)
 
 
 def _hold(variant_id: int, quantity: int) -> int | None:
