@@ -1,9 +1,15 @@
-"""What the modules' REST endpoints share beyond DRF (the rest is wired by settings: config/api.py)."""
+"""What the modules' REST endpoints share beyond DRF (the rest is wired by settings: config/api.py): the 409
+answer, the FilterSet base that refuses empty filters, filters for ids, booleans and `updated_since`, and the
+ordering filter every list uses (settings DEFAULT_FILTER_BACKENDS), which keeps ties in a fixed order."""
 
 from __future__ import annotations
 
 import django_filters
+from django import forms
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import exceptions
+from rest_framework.filters import OrderingFilter
 
 
 class Conflict(exceptions.APIException):
@@ -24,3 +30,49 @@ class StrictFilterSet(django_filters.FilterSet):
         for name in blank:
             self.form.add_error(name, "Give a value, or leave the parameter out.")
         return valid and not blank
+
+
+class StableOrderingFilter(OrderingFilter):
+    """?ordering= as DRF's, with the primary key added last: rows that tie on the chosen field (many products
+    refreshed at the same instant, the same title) keep one order, so the cursor neither repeats nor skips them."""
+
+    def get_ordering(self, request, queryset, view):
+        ordering = list(super().get_ordering(request, queryset, view) or ())
+        if ordering and ordering[-1].lstrip("-") not in ("pk", "id"):
+            ordering.append("-pk" if ordering[0].startswith("-") else "pk")
+        return ordering
+
+    def get_schema_operation_parameters(self, view):
+        fields = [name for name, _ in self.get_valid_fields(view.get_queryset(), view, {"request": None})]
+        default = view.ordering if isinstance(view.ordering, str) else ",".join(view.ordering)
+        return [
+            {
+                "name": self.ordering_param,
+                "required": False,
+                "in": "query",
+                "description": f"The order of the results (a `-` before the field: descending); {default} if left out.",
+                "schema": {"type": "string", "enum": [f"{sign}{name}" for name in fields for sign in ("", "-")]},
+            }
+        ]
+
+
+@extend_schema_field(OpenApiTypes.INT)
+class IdFilter(django_filters.NumberFilter):
+    """An object's id (a whole number)."""
+
+    field_class = forms.IntegerField
+
+
+@extend_schema_field(OpenApiTypes.BOOL)
+class BoolFilter(django_filters.TypedChoiceFilter):
+    """true or false (1 or 0); anything else is a 400, where django-filter's BooleanFilter would ignore it."""
+
+    def __init__(self, *args, **kwargs):
+        choices = [("true", "true"), ("false", "false"), ("1", "1"), ("0", "0")]
+        super().__init__(*args, choices=choices, coerce=lambda value: value in ("true", "1"), **kwargs)
+
+
+def updated_since(field: str = "updated_at") -> django_filters.IsoDateTimeFilter:
+    return django_filters.IsoDateTimeFilter(
+        field_name=field, lookup_expr="gte", help_text="Changed at or after this time (ISO 8601)."
+    )

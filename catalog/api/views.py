@@ -14,14 +14,13 @@ from typing import Any
 from django.db.models import F, Prefetch
 from django.http import Http404
 from django.urls import reverse
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 
 from catalog.api import serializers as io
-from catalog.api.filters import CategoryFilter, ProductFilter, StableOrderingFilter, StockFilter, VariantFilter
+from catalog.api.filters import CategoryFilter, ProductFilter, StockFilter, VariantFilter
 from catalog.categories import category_create, category_update
 from catalog.data import (
     CatalogInvalid,
@@ -54,8 +53,6 @@ def given(data: dict[str, Any], **names: str) -> dict[str, Any]:
 
 
 class CatalogApiView(generics.GenericAPIView):
-    filter_backends = [DjangoFilterBackend, StableOrderingFilter]
-
     def created(self, data: Any, url_name: str, **kwargs: Any) -> Response:
         location = reverse(url_name, kwargs={"version": self.request.version, **kwargs})
         return Response(data, status=status.HTTP_201_CREATED, headers={"Location": location})
