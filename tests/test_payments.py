@@ -54,6 +54,16 @@ def authorized(client, monkeypatch, **kw) -> services.PaymentInfo:
     return info
 
 
+def test_payments_get_reads_several_payments_in_one_query_and_skips_unknown_ids(django_assert_num_queries):
+    first, second = start("ORD-1"), start("ORD-2")
+    with django_assert_num_queries(1):
+        found = services.payments_get(payment_ids=[first.id, second.id, first.id, 999_999])
+    assert found == {first.id: services.payment_get(payment_id=first.id),
+                     second.id: services.payment_get(payment_id=second.id)}  # fmt: skip
+    with django_assert_num_queries(0):
+        assert services.payments_get(payment_ids=[]) == {}
+
+
 # ---------------------------------------------------------------- authorise, idempotently
 
 
