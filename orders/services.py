@@ -519,6 +519,7 @@ def orders_expire_unpaid(*, older_than_minutes: int | None = None) -> int:
 
 __all__ = [
     "ALLOWED",
+    "AUTO_CARRIER",
     "CANCELLABLE",
     "REASONS",
     "EmptyBasket",
