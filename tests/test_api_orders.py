@@ -4,6 +4,7 @@ doing exactly what the admin's action does (once: a repeat answers 409), refusin
 from __future__ import annotations
 
 import json
+import threading
 from contextlib import ExitStack, contextmanager
 from datetime import timedelta
 from decimal import Decimal
@@ -19,7 +20,7 @@ from orders import services
 from orders.models import Order, OrderLine, Return, ReturnLine, Shipment, ShipmentLine, StatusChange
 from payments.models import Transaction
 from payments.services import payment_get
-from tests.api import error_code, key_client, key_client_and_key, other_scopes, revoked_client
+from tests.api import client_with, error_code, key_client, key_client_and_key, make_key, other_scopes, revoked_client
 from tests.factories import SuperuserFactory, make_category, make_product
 from tests.test_orders import ADDRESS, pay
 
@@ -870,3 +871,37 @@ def test_malformed_json_gets_400(goods):
     assert response.status_code == 400
     assert error_code(response) == "parse_error"
     assert Order.objects.get(number=number).status == "paid"
+
+
+@pytest.mark.postgres
+def test_the_same_parcel_shipped_by_five_requests_at_once_ships_and_charges_once(goods):
+    number = order_at(goods, "packed", "race")
+    _, token = make_key("orders:write")
+    answers = []
+    barrier = threading.Barrier(5)
+
+    def ship():
+        barrier.wait()
+        answers.append(client_with(token).post(f"{API}{number}/shipments/1/ship/", {}, format="json").status_code)
+        connections.close_all()
+
+    threads = [threading.Thread(target=ship) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(answers) == [200, 409, 409, 409, 409]
+    assert Transaction.objects.filter(kind="capture").count() == 1
+    assert payment_get(payment_id=Order.objects.get(number=number).payment_id).amount_captured == Decimal("54.00")
+    assert [h.to_status for h in Order.objects.get(number=number).history.all()].count("shipped") == 1
+
+
+def test_staff_use_the_browsable_api_and_their_actions_name_them(goods, staff):
+    number = order_at(goods, "paid", "browsable")
+    assert staff.get(API, HTTP_ACCEPT="text/html").status_code == 200
+    assert staff.get(f"{API}{number}/", HTTP_ACCEPT="text/html").status_code == 200
+    assert staff.get(f"{API}{number}/cancel/", HTTP_ACCEPT="text/html").status_code == 405
+    response = staff.post(f"{API}{number}/cancel/", {}, content_type="application/json")
+    assert response.status_code == 200, response.content
+    user_id = staff.session["_auth_user_id"]
+    assert Order.objects.get(number=number).history.last().actor == f"staff:{user_id}"
