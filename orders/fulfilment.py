@@ -16,6 +16,7 @@ from decimal import Decimal
 from urllib.parse import quote
 
 from django.conf import settings
+from django.db import IntegrityError
 from django.db.models import Max
 from django.utils import timezone
 
@@ -24,7 +25,16 @@ from kernel.db import atomic
 from kernel.money import round_money
 from orders.events import OrderDelivered, OrderShipped, ShipmentDelivered, ShipmentShipped
 from orders.models import CarrierNotification, Order, OrderLine, Shipment, ShipmentLine
-from orders.state import IllegalTransition, ShipmentError, Status, locked, shipping_status, transition
+from orders.state import (
+    IllegalTransition,
+    ShipmentError,
+    ShipmentNotFound,
+    Status,
+    locked,
+    shipping_status,
+    touch,
+    transition,
+)
 from payments.events import CapturePayment
 
 logger = logging.getLogger(__name__)
@@ -96,8 +106,23 @@ def shipments_of(order: Order, lines: list[OrderLine]) -> tuple[ShipmentInfo, ..
 def _shipment(order: Order, number: int) -> Shipment:
     shipment = order.shipments.select_for_update().filter(number=number).first()
     if shipment is None:
-        raise ShipmentError(f"order {order.number} has no parcel {number}")
+        raise ShipmentNotFound(f"order {order.number} has no parcel {number}")
     return shipment
+
+
+def _save_tracking(save, carrier: str, tracking_number: str) -> None:
+    """Run save(), which writes a parcel's tracking number, in a savepoint: a number the carrier has on another
+    parcel already is the caller's mistake (ShipmentError naming tracking_number), not a crash."""
+    try:
+        with atomic(module="orders"):
+            save()
+    except IntegrityError:
+        if tracking_number and Shipment.objects.filter(carrier=carrier, tracking_number=tracking_number).exists():
+            raise ShipmentError(
+                f"{carrier_name(carrier)} tracking number {tracking_number} is on another parcel already",
+                field="tracking_number",
+            ) from None
+        raise
 
 
 def _info(order: Order, shipment: Shipment) -> ShipmentInfo:
@@ -114,7 +139,9 @@ def shipment_create(
     tracking_url: str = "",
 ) -> ShipmentInfo:
     """Pack a parcel of (order line id, quantity) lines, or of everything not yet in a parcel (lines=None).
-    Raises ShipmentError (nothing left, an unknown line, more than is left), IllegalTransition, OrderNotFound."""
+    Raises ShipmentError (nothing left, an unknown line, more than is left, a tracking number taken; `field` set
+    for an unknown line, more than the line's quantity and a tracking number taken), IllegalTransition,
+    OrderNotFound."""
     with atomic(module="orders"):
         order = locked(number)
         if order.status not in SHIPPABLE:
@@ -127,26 +154,31 @@ def shipment_create(
         wanted: dict[int, int] = {}
         for line_id, quantity in lines if lines is not None else [(i, q) for i, q in left.items() if q > 0]:
             if line_id not in order_lines:
-                raise ShipmentError(f"order {number} has no line {line_id}")
+                raise ShipmentError(f"order {number} has no line {line_id}", field="lines")
             if quantity < 1:
                 continue
             wanted[line_id] = wanted.get(line_id, 0) + quantity
             if wanted[line_id] > left[line_id]:
                 line = order_lines[line_id]
-                raise ShipmentError(f"only {left[line_id]} of {line.sku} ({line.name}) are left to ship")
+                beyond_the_order = wanted[line_id] > line.quantity  # wrong whatever was packed before
+                raise ShipmentError(f"only {left[line_id]} of {line.sku} ({line.name}) are left to ship",
+                                    field="lines" if beyond_the_order else None)  # fmt: skip
         if not wanted:
             raise ShipmentError(f"nothing of order {number} is left to ship")
         next_number = (order.shipments.aggregate(n=Max("number"))["n"] or 0) + 1
         tracking_number = tracking_number.strip()
-        shipment = Shipment.objects.create(
+        shipment = Shipment(
             order=order, number=next_number, carrier=carrier, tracking_number=tracking_number,
             tracking_url=tracking_url or tracking_url_for(carrier, tracking_number),
         )  # fmt: skip
+        _save_tracking(shipment.save, carrier, tracking_number)
         ShipmentLine.objects.bulk_create(
             ShipmentLine(shipment=shipment, line_id=line_id, quantity=quantity) for line_id, quantity in wanted.items()
         )
         if order.status == Status.PAID:
             transition(order, Status.FULFILLING, actor, "Being packed")
+        else:
+            touch(order)
         return _info(order, shipment)
 
 
@@ -161,15 +193,20 @@ def _capture_amount(order: Order, shipment: Shipment, lines: dict[int, OrderLine
     return round_money(value, order.currency)
 
 
-def shipment_ship(*, number: str, shipment: int, actor: str, tracking_number: str | None = None) -> ShipmentInfo:
+def shipment_ship(
+    *, number: str, shipment: int, actor: str, tracking_number: str | None = None, strict: bool = False
+) -> ShipmentInfo:
     """Hand a parcel to its carrier: the customer is charged for it (a capture, through the outbox, in this
-    transaction) and told (an email with the tracking link). Shipping a parcel already shipped changes nothing.
-    Raises ShipmentError, OrderNotFound."""
+    transaction) and told (an email with the tracking link). Shipping a parcel already shipped changes nothing,
+    or, with strict=True (the API), raises IllegalTransition. Raises ShipmentNotFound, ShipmentError (a tracking
+    number taken), OrderNotFound."""
     with atomic(module="orders"):
         order = locked(number)
         parcel = _shipment(order, shipment)
         lines = {line.pk: line for line in order.lines.all()}
         if parcel.status != Shipment.Status.PACKING:
+            if strict:
+                raise IllegalTransition(f"parcel {parcel.number} of order {number} has been shipped already")
             return shipment_info(parcel, lines)
         if tracking_number is not None and tracking_number.strip():
             parcel.tracking_number = tracking_number.strip()
@@ -181,10 +218,13 @@ def shipment_ship(*, number: str, shipment: int, actor: str, tracking_number: st
         last = all(line.quantity_shipped == line.quantity for line in lines.values())
         parcel.capture_amount = _capture_amount(order, parcel, lines, last)
         parcel.status, parcel.shipped_at = Shipment.Status.SHIPPED, timezone.now()
-        parcel.save(update_fields=["status", "shipped_at", "capture_amount", "tracking_number", "tracking_url"])
+        fields = ["status", "shipped_at", "capture_amount", "tracking_number", "tracking_url"]
+        _save_tracking(lambda: parcel.save(update_fields=fields), parcel.carrier, parcel.tracking_number)
         status = shipping_status(list(lines.values()), order.status)
         if status != order.status:
             transition(order, status, actor, f"Parcel {parcel.number} handed to {carrier_name(parcel.carrier)}")
+        else:
+            touch(order)
         publish(ShipmentShipped(order_id=order.pk, number=number, shipment=parcel.number, carrier=parcel.carrier,
                                 tracking_number=parcel.tracking_number, tracking_url=parcel.tracking_url))  # fmt: skip
         if last:
@@ -195,13 +235,16 @@ def shipment_ship(*, number: str, shipment: int, actor: str, tracking_number: st
         return shipment_info(parcel, lines)
 
 
-def shipment_deliver(*, number: str, shipment: int, actor: str) -> ShipmentInfo:
-    """The carrier delivered the parcel. Delivering it again changes nothing. Raises ShipmentError, OrderNotFound."""
+def shipment_deliver(*, number: str, shipment: int, actor: str, strict: bool = False) -> ShipmentInfo:
+    """The carrier delivered the parcel. Delivering it again changes nothing, or, with strict=True (the API),
+    raises IllegalTransition. Raises ShipmentNotFound, ShipmentError (not shipped yet), OrderNotFound."""
     with atomic(module="orders"):
         order = locked(number)
         parcel = _shipment(order, shipment)
         lines = {line.pk: line for line in order.lines.all()}
         if parcel.status == Shipment.Status.DELIVERED:
+            if strict:
+                raise IllegalTransition(f"parcel {parcel.number} of order {number} has been delivered already")
             return shipment_info(parcel, lines)
         if parcel.status != Shipment.Status.SHIPPED:
             raise ShipmentError(f"parcel {parcel.number} of order {number} has not been shipped yet")
@@ -214,37 +257,57 @@ def shipment_deliver(*, number: str, shipment: int, actor: str) -> ShipmentInfo:
         status = shipping_status(list(lines.values()), order.status)
         if status != order.status:
             transition(order, status, actor, f"Parcel {parcel.number} delivered")
+        else:
+            touch(order)
         publish(ShipmentDelivered(order_id=order.pk, number=number, shipment=parcel.number))
         if status == Status.DELIVERED:
             publish(OrderDelivered(order_id=order.pk, number=number))
         return shipment_info(parcel, lines)
 
 
-def order_ship(*, number: str, actor: str, carrier: str = AUTO_CARRIER, tracking_number: str = "") -> None:
-    """Ship everything: what is left goes in one parcel, and every parcel being packed is shipped. An order
-    shipped already is left as it is."""
+def order_ship(
+    *, number: str, actor: str, carrier: str = AUTO_CARRIER, tracking_number: str = "", strict: bool = False
+) -> None:
+    """Ship everything: what is left goes in one parcel (with `carrier` and `tracking_number`), and every parcel
+    being packed is shipped. An order shipped already is left as it is, or, with strict=True (the API), raises
+    IllegalTransition, as does an order with nothing left to ship."""
     with atomic(module="orders"):
         order = locked(number)
-        if order.status in (Status.SHIPPED, Status.DELIVERED):
+        if order.status in (Status.SHIPPED, Status.DELIVERED) and not strict:
             return
         left = sum(line.quantity for line in order.lines.all()) - sum(
             ShipmentLine.objects.filter(shipment__order=order).values_list("quantity", flat=True)
         )
+        packing = list(order.shipments.filter(status=Shipment.Status.PACKING).values_list("number", flat=True))
+        if strict and order.status in (Status.SHIPPED, Status.DELIVERED):
+            raise IllegalTransition(f"order {number} has been shipped already")
+        if strict and order.status not in SHIPPABLE:
+            raise IllegalTransition(f"an order that is {order.get_status_display().lower()} cannot be shipped")
+        if strict and left <= 0 and not packing:
+            raise IllegalTransition(f"nothing of order {number} is left to ship")
         if left > 0:
-            shipment_create(number=number, carrier=carrier, actor=actor, tracking_number=tracking_number)
-        for parcel in order.shipments.filter(status=Shipment.Status.PACKING).values_list("number", flat=True):
+            created = shipment_create(number=number, carrier=carrier, actor=actor, tracking_number=tracking_number)
+            packing.append(created.number)
+        for parcel in packing:
             shipment_ship(number=number, shipment=parcel, actor=actor)
 
 
-def order_deliver(*, number: str, actor: str) -> None:
-    """Every parcel shipped is delivered. Raises IllegalTransition for an order with nothing shipped."""
+def order_deliver(*, number: str, actor: str, strict: bool = False) -> None:
+    """Every parcel shipped is delivered. Raises IllegalTransition for an order with nothing shipped; an order
+    delivered already is left as it is, or, with strict=True (the API), raises IllegalTransition, as does an order
+    with no parcel on its way."""
     with atomic(module="orders"):
         order = locked(number)
         if order.status == Status.DELIVERED:
+            if strict:
+                raise IllegalTransition(f"order {number} has been delivered already")
             return
         if order.status not in (Status.PARTIALLY_SHIPPED, Status.SHIPPED, Status.PARTIALLY_DELIVERED):
             raise IllegalTransition(f"an order that is {order.get_status_display().lower()} cannot be delivered")
-        for parcel in order.shipments.filter(status=Shipment.Status.SHIPPED).values_list("number", flat=True):
+        on_the_way = list(order.shipments.filter(status=Shipment.Status.SHIPPED).values_list("number", flat=True))
+        if strict and not on_the_way:
+            raise IllegalTransition(f"no parcel of order {number} is on its way")
+        for parcel in on_the_way:
             shipment_deliver(number=number, shipment=parcel, actor=actor)
 
 

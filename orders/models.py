@@ -44,7 +44,7 @@ class Order(models.Model):
         max_digits=12, decimal_places=2, default=0, help_text="What orders asked payments to refund, in all."
     )
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

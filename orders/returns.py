@@ -24,7 +24,17 @@ from kernel.db import atomic
 from kernel.money import round_money
 from orders.events import ReturnReceived, ReturnRequested
 from orders.models import Order, OrderLine, Return, ReturnLine, Shipment
-from orders.state import ALLOWED, OrderError, OrderNotFound, Status, locked, shipping_status, transition
+from orders.state import (
+    ALLOWED,
+    IllegalTransition,
+    OrderError,
+    OrderNotFound,
+    Status,
+    locked,
+    shipping_status,
+    touch,
+    transition,
+)
 from payments.events import RefundPayment
 
 RETURNABLE = {Status.PARTIALLY_DELIVERED, Status.DELIVERED, Status.PARTIALLY_RETURNED}
@@ -36,6 +46,10 @@ REFUNDABLE = {
 
 class ReturnError(OrderError):
     """A return or a refund cannot be made as asked (too late, too many, nothing to refund, ...)."""
+
+
+class ReturnNotFound(ReturnError):
+    """The order has no return of that number."""
 
 
 @dataclass(frozen=True)
@@ -124,69 +138,87 @@ def return_request(
     actor: str,
     user_id: int | None = None,
     access_token: str | None = None,
+    on_behalf: bool = False,
 ) -> ReturnInfo:
-    """The customer (user_id, or a guest with the order's access token) asks to return delivered items. Raises
-    OrderNotFound (not theirs), ReturnError (too late, too many, nothing chosen, no such reason)."""
+    """The customer (user_id, or a guest with the order's access token) asks to return delivered items; with
+    on_behalf=True staff or an integrator asks for them (the caller has checked its right to: no owner check).
+    Raises OrderNotFound (not theirs), ReturnError (too late, too many, nothing chosen, no such reason; `field`
+    set for a line the order does not have and more than the line's quantity)."""
     if reason not in Return.Reason.values:
-        raise ReturnError("Choose a reason for the return.")
+        raise ReturnError("Choose a reason for the return.", field="reason")
     with atomic(module="orders"):
         order = locked(number)
-        owner = (user_id is not None and order.user_id == user_id) or (
+        owner = on_behalf or (user_id is not None and order.user_id == user_id) or (
             access_token and secrets.compare_digest(order.access_token, access_token)
-        )
+        )  # fmt: skip
         if not owner:
             raise OrderNotFound(number)
         order_lines = list(order.lines.all())
+        by_id = {line.pk: line for line in order_lines}
         left = returnable(order, order_lines)
         wanted = {}
         for line_id, quantity in lines:
+            if line_id not in by_id:
+                raise ReturnError(f"order {number} has no line {line_id}", field="lines")
             if quantity < 1:
                 continue
             if quantity > left.get(line_id, 0):
                 raise ReturnError(
                     f"You can return up to {left.get(line_id, 0)} of that item "
-                    f"(delivered in the last {settings.ORDERS_RETURN_DAYS} days, not yet in a return)."
+                    f"(delivered in the last {settings.ORDERS_RETURN_DAYS} days, not yet in a return).",
+                    field="lines" if quantity > by_id[line_id].quantity else None,
                 )
             wanted[line_id] = quantity
         if not wanted:
-            raise ReturnError("Choose at least one item to return.")
+            raise ReturnError("Choose at least one item to return.", field="lines")
         ret = Return.objects.create(order=order, number=_next_number(order), reason=reason, note=note[:500],
                                     requested_by=actor)  # fmt: skip
         ReturnLine.objects.bulk_create(ReturnLine(ret=ret, line_id=i, quantity=q) for i, q in wanted.items())
+        touch(order)
         publish(ReturnRequested(order_id=order.pk, number=number, ret=ret.number))
-        return return_info(ret, {line.pk: line for line in order_lines})
+        return return_info(ret, by_id)
 
 
 def _locked_return(order: Order, ret_number: int) -> Return:
     ret = order.returns.select_for_update().filter(number=ret_number).first()
     if ret is None:
-        raise ReturnError(f"order {order.number} has no return {ret_number}")
+        raise ReturnNotFound(f"order {order.number} has no return {ret_number}")
     return ret
 
 
-def _follow_lines(order: Order, lines: list[OrderLine], actor: str, note: str) -> None:
+def _follow_lines(order: Order, lines: list[OrderLine], actor: str, note: str) -> bool:
+    """The order's status after its lines and refunds changed. Whether it changed (and so updated_at)."""
     if order.status == Status.REFUNDED:
-        return  # refunded in full already: goods coming back change no status
+        return False  # refunded in full already: goods coming back change no status
     status = shipping_status(lines, order.status)
     if order.amount_refunded >= order.total:
         status = Status.REFUNDED
     if status != order.status:
         transition(order, status, actor, note)
+        return True
+    return False
 
 
-def return_receive(*, number: str, ret: int, restock: dict[int, bool], actor: str) -> ReturnInfo:
+def return_receive(*, number: str, ret: int, restock: dict[int, bool], actor: str, strict: bool = False) -> ReturnInfo:
     """Staff received a return's parcel: per order line, back to sale stock (True) or not (False: damaged,
-    missing). Receiving it again changes nothing. Raises ReturnError, OrderNotFound."""
+    missing). Receiving it again changes nothing, or, with strict=True (the API), raises IllegalTransition.
+    Raises ReturnNotFound, ReturnError (cancelled; `field` set for a line not in the return), OrderNotFound."""
     with atomic(module="orders"):
         order = locked(number)
         parcel = _locked_return(order, ret)
         lines = {line.pk: line for line in order.lines.all()}
         if parcel.status == Return.Status.RECEIVED:
+            if strict:
+                raise IllegalTransition(f"return {ret} of order {number} has been received already")
             return return_info(parcel, lines)
         if parcel.status != Return.Status.REQUESTED:
             raise ReturnError(f"return {ret} of order {number} is {parcel.get_status_display().lower()}")
+        returned = list(parcel.lines.all())
+        unknown = sorted(set(restock) - {rl.line_id for rl in returned})
+        if unknown:
+            raise ReturnError(f"return {ret} of order {number} has no line {unknown[0]}", field="lines")
         back_to_stock = []
-        for rl in parcel.lines.all():
+        for rl in returned:
             rl.restock = bool(restock.get(rl.line_id, False))
             rl.save(update_fields=["restock"])
             line = lines[rl.line_id]
@@ -196,7 +228,8 @@ def return_receive(*, number: str, ret: int, restock: dict[int, bool], actor: st
                 back_to_stock.append((line.variant_id, rl.quantity))
         parcel.status, parcel.received_at = Return.Status.RECEIVED, timezone.now()
         parcel.save(update_fields=["status", "received_at"])
-        _follow_lines(order, list(lines.values()), actor, f"Return {ret} received")
+        if not _follow_lines(order, list(lines.values()), actor, f"Return {ret} received"):
+            touch(order)
         if back_to_stock:
             publish(ReturnToStock(key=f"{number}:return:{ret}", lines=tuple(back_to_stock)))
         publish(ReturnReceived(order_id=order.pk, number=number, ret=ret,
@@ -212,7 +245,9 @@ def _request_refund(order: Order, amount: Decimal, key: str, actor: str, note: s
     if amount <= 0:
         raise ReturnError("Nothing to refund.")
     if amount > _refundable_left(order):
-        raise ReturnError(f"Only {_refundable_left(order)} {order.currency} of this order can still be refunded.")
+        # more than the order's total is wrong whatever was refunded before
+        raise ReturnError(f"Only {_refundable_left(order)} {order.currency} of this order can still be refunded.",
+                          field="amount" if amount > order.total else None)  # fmt: skip
     if not order.payment_id:
         raise ReturnError("This order has no payment to refund.")
     order.amount_refunded += amount
@@ -226,8 +261,9 @@ def return_refund(
     *, number: str, ret: int, actor: str, amount: Decimal | None = None, include_shipping: bool = False
 ) -> ReturnInfo:
     """Refund a return: by default the value of its lines not refunded yet (plus the delivery charge with
-    include_shipping), or `amount` (a partial refund). The goods need not have come back. Raises ReturnError,
-    OrderNotFound."""
+    include_shipping), or `amount` (a partial refund). The goods need not have come back. Refunding a return whose
+    lines are all refunded again without an amount is refused (it would refund the delivery charge twice). Raises
+    ReturnNotFound, ReturnError (`field` set for an amount above the order's total), OrderNotFound."""
     with atomic(module="orders"):
         order = locked(number)
         parcel = _locked_return(order, ret)
@@ -235,6 +271,8 @@ def return_refund(
         if parcel.status == Return.Status.CANCELLED:
             raise ReturnError(f"return {ret} of order {number} is cancelled")
         open_lines = [rl for rl in parcel.lines.all() if not rl.refunded]
+        if amount is None and not open_lines:
+            raise ReturnError(f"the items of return {ret} of order {number} have been refunded already")
         value = sum((lines[rl.line_id].unit_price * rl.quantity for rl in open_lines), Decimal(0))
         if not order.prices_include_tax:
             value *= 1 + Decimal(settings.SHOP_TAX_RATE)

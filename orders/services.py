@@ -30,6 +30,7 @@ from kernel.money import round_money
 from orders import fulfilment, returns
 from orders.events import OrderCancelled, OrderPaid, OrderPlaced, OrderRefunded
 from orders.fulfilment import (
+    AUTO_CARRIER,
     ShipmentInfo,
     ShipmentLineInfo,
     carrier_name,
@@ -47,6 +48,7 @@ from orders.returns import (
     ReturnError,
     ReturnInfo,
     ReturnLineInfo,
+    ReturnNotFound,
     order_payment_refunded,
     order_refund_amount,
     return_receive,
@@ -61,6 +63,7 @@ from orders.state import (
     OrderError,
     OrderNotFound,
     ShipmentError,
+    ShipmentNotFound,
     UnavailableItem,
 )
 from orders.state import locked as _locked
@@ -356,7 +359,8 @@ def _create(number: str, idempotency_key: str, quote: Quote, shipping_address: d
 
 
 def order_attach_payment(*, number: str, payment_id: int) -> None:
-    Order.objects.filter(number=number, payment_id__isnull=True).update(payment_id=payment_id)
+    Order.objects.filter(number=number, payment_id__isnull=True).update(payment_id=payment_id,
+                                                                       updated_at=timezone.now())  # fmt: skip
 
 
 # ---------------------------------------------------------------- lifecycle
@@ -439,17 +443,22 @@ def order_start_fulfilment(*, number: str, actor: str) -> OrderInfo:
     return order_find(number=number)
 
 
-def order_ship(*, number: str, actor: str) -> OrderInfo:
-    """Ship everything in one go: what is not in a parcel yet goes in one, and every parcel is handed to the
-    carrier, each capturing its part of the payment through the outbox. An order shipped already is left as it
-    is. Raises IllegalTransition (not paid, cancelled), OrderNotFound."""
-    fulfilment.order_ship(number=number, actor=actor)
+def order_ship(
+    *, number: str, actor: str, carrier: str = AUTO_CARRIER, tracking_number: str = "", strict: bool = False
+) -> OrderInfo:
+    """Ship everything in one go: what is not in a parcel yet goes in one (with `carrier` and `tracking_number`),
+    and every parcel is handed to the carrier, each capturing its part of the payment through the outbox. An order
+    shipped already is left as it is; with strict=True (the API) that, and an order with nothing left to ship,
+    raise IllegalTransition. Raises IllegalTransition (not paid, cancelled), ShipmentError, OrderNotFound."""
+    fulfilment.order_ship(number=number, actor=actor, carrier=carrier, tracking_number=tracking_number, strict=strict)
     return order_find(number=number)
 
 
-def order_deliver(*, number: str, actor: str) -> OrderInfo:
-    """Every parcel shipped is delivered. Raises IllegalTransition (nothing shipped), OrderNotFound."""
-    fulfilment.order_deliver(number=number, actor=actor)
+def order_deliver(*, number: str, actor: str, strict: bool = False) -> OrderInfo:
+    """Every parcel shipped is delivered. An order delivered already is left as it is; with strict=True (the API)
+    that, and an order with no parcel on its way, raise IllegalTransition. Raises IllegalTransition (nothing
+    shipped), OrderNotFound."""
+    fulfilment.order_deliver(number=number, actor=actor, strict=strict)
     return order_find(number=number)
 
 
@@ -510,6 +519,7 @@ def orders_expire_unpaid(*, older_than_minutes: int | None = None) -> int:
 
 __all__ = [
     "ALLOWED",
+    "AUTO_CARRIER",
     "CANCELLABLE",
     "REASONS",
     "EmptyBasket",
@@ -523,9 +533,11 @@ __all__ = [
     "ReturnError",
     "ReturnInfo",
     "ReturnLineInfo",
+    "ReturnNotFound",
     "ShipmentError",
     "ShipmentInfo",
     "ShipmentLineInfo",
+    "ShipmentNotFound",
     "UnavailableItem",
     "carrier_name",
     "carrier_update",

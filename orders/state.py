@@ -29,7 +29,15 @@ SHIPPING = {Status.FULFILLING, Status.PARTIALLY_SHIPPED, Status.SHIPPED, Status.
 
 
 class OrderError(Exception):
-    """Base of the exceptions orders raises."""
+    """Base of the exceptions orders raises.
+
+    `field` names the argument at fault when the request itself is wrong, whatever the order's state (a line the
+    order does not have, more than it ever held); it is None when the order's state refuses it (shipped already,
+    nothing left to refund). The API answers 400 naming the field for the first, 409 for the second."""
+
+    def __init__(self, *args: object, field: str | None = None) -> None:
+        super().__init__(*args)
+        self.field = field
 
 
 class OrderNotFound(OrderError):
@@ -52,6 +60,10 @@ class ShipmentError(OrderError):
     """A shipment cannot be made or moved as asked (nothing left to ship, an unknown line, ...)."""
 
 
+class ShipmentNotFound(ShipmentError):
+    """The order has no parcel of that number."""
+
+
 def transition(order: Order, to: str, actor: str, note: str = "", also: tuple[str, ...] = ()) -> None:
     """Validate and record a status change; `also` names other fields changed on the order, saved with it."""
     if to not in ALLOWED[Status(order.status)]:
@@ -61,6 +73,12 @@ def transition(order: Order, to: str, actor: str, note: str = "", also: tuple[st
     StatusChange.objects.create(order=order, from_status=order.status, to_status=to, actor=actor, note=note[:300])
     order.status = to
     order.save(update_fields=["status", "updated_at", *also])
+
+
+def touch(order: Order) -> None:
+    """Record that the order changed (its parcels, returns or figures) when its status did not: updated_at is what
+    an integrator syncing by `updated_since` reads."""
+    order.save(update_fields=["updated_at"])
 
 
 def locked(number: str) -> Order:

@@ -11,6 +11,7 @@ from decimal import Decimal
 import pytest
 from django.db import connections
 
+from kernel.db import db_for_module
 from payments import services
 from payments.gateways.test_gateway import SIGNATURE_HEADER, TestGateway, sign
 from payments.models import Payment, TestGatewayCharge, Transaction
@@ -52,6 +53,17 @@ def authorized(client, monkeypatch, **kw) -> services.PaymentInfo:
     info = services.payment_get(payment_id=payment.id)
     assert info.status == "authorized"
     return info
+
+
+def test_payments_get_reads_several_payments_in_one_query_and_skips_unknown_ids(django_assert_num_queries):
+    first, second = start("ORD-1"), start("ORD-2")
+    payments_db = connections[db_for_module("payments")]
+    with django_assert_num_queries(1, connection=payments_db):
+        found = services.payments_get(payment_ids=[first.id, second.id, first.id, 999_999])
+    assert found == {first.id: services.payment_get(payment_id=first.id),
+                     second.id: services.payment_get(payment_id=second.id)}  # fmt: skip
+    with django_assert_num_queries(0, connection=payments_db):
+        assert services.payments_get(payment_ids=[]) == {}
 
 
 # ---------------------------------------------------------------- authorise, idempotently

@@ -1,5 +1,24 @@
 """REST endpoints of orders under /api/v1/ (private to the module; they call orders's services)."""
 
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from orders.api import views
+
+urlpatterns = [
+    path("orders/", views.OrderList.as_view(), name="api-order-list"),
+    path("orders/<str:number>/", views.OrderDetail.as_view(), name="api-order-detail"),
+    path("orders/<str:number>/shipments/", views.ShipmentCreate.as_view(), name="api-order-shipment-create"),
+    path("orders/<str:number>/shipments/<int:shipment_number>/ship/", views.ShipmentShip.as_view(),
+         name="api-order-shipment-ship"),
+    path("orders/<str:number>/shipments/<int:shipment_number>/deliver/", views.ShipmentDeliver.as_view(),
+         name="api-order-shipment-deliver"),
+    path("orders/<str:number>/ship/", views.OrderShip.as_view(), name="api-order-ship"),
+    path("orders/<str:number>/deliver/", views.OrderDeliver.as_view(), name="api-order-deliver"),
+    path("orders/<str:number>/cancel/", views.OrderCancel.as_view(), name="api-order-cancel"),
+    path("orders/<str:number>/refund/", views.OrderRefund.as_view(), name="api-order-refund"),
+    path("orders/<str:number>/returns/", views.ReturnCreate.as_view(), name="api-order-return-create"),
+    path("orders/<str:number>/returns/<int:return_number>/receive/", views.ReturnReceive.as_view(),
+         name="api-order-return-receive"),
+    path("orders/<str:number>/returns/<int:return_number>/refund/", views.ReturnRefund.as_view(),
+         name="api-order-return-refund"),
+]  # fmt: skip
