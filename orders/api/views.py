@@ -23,7 +23,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.services import ApiKeyInfo
-from kernel.api import Conflict
+from kernel.api import Conflict, StrictFilterSet
 from orders import services
 from orders.api import serializers as io
 from orders.models import Order, Return, ReturnLine, Shipment, ShipmentLine
@@ -54,7 +54,7 @@ def represent(order_list: list[Order]) -> list[dict]:
     return io.OrderSerializer(order_list, many=True, context={"payments": payments}).data
 
 
-class OrderFilter(django_filters.FilterSet):
+class OrderFilter(StrictFilterSet):
     status = django_filters.MultipleChoiceFilter(
         choices=Order.Status.choices, help_text="One status, or several: `?status=paid&status=fulfilling`."
     )
