@@ -36,6 +36,13 @@ class StableOrderingFilter(OrderingFilter):
     """?ordering= as DRF's, with the primary key added last: rows that tie on the chosen field (many products
     refreshed at the same instant, the same title) keep one order, so the cursor neither repeats nor skips them."""
 
+    def remove_invalid_fields(self, queryset, fields, view, request):
+        valid = super().remove_invalid_fields(queryset, fields, view, request)
+        if len(valid) != len(fields):  # a typo would silently give another order, and a cursor that follows it
+            allowed = ", ".join(name for name, _ in self.get_valid_fields(queryset, view, {"request": request}))
+            raise exceptions.ValidationError({self.ordering_param: [f"Order by one of: {allowed} (- for descending)."]})
+        return valid
+
     def get_ordering(self, request, queryset, view):
         ordering = list(super().get_ordering(request, queryset, view) or ())
         if ordering and ordering[-1].lstrip("-") not in ("pk", "id"):

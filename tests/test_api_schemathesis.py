@@ -43,27 +43,52 @@ CHECKS = [
 pytestmark = pytest.mark.django_db
 
 
-def real_objects() -> dict[str, list]:
-    """Ids of real objects by path parameter name (filled by the seed fixture)."""
-    return REAL
-
-
-REAL: dict[str, list] = {}
+# Real values of path parameters, by (first path segment after /api/v1/, parameter name); filled by `seeded`.
+REAL: dict[tuple[str, str], list] = {}
 
 
 @pytest.fixture
-def seeded(db):
+def seeded(db, monkeypatch, django_capture_on_commit_callbacks):
+    """Customers, categories, products with stock, orders at every stage (one parcel, one return) and a webhook
+    endpoint, for the operations to find; the examples add their own."""
+    from catalog.models import Category, Product, Variant
+    from tests.factories import make_category, make_product
+    from tests.test_api_orders import STAGES, order_at
+    from tests.test_orders import pay
+
     REAL.clear()
-    people = [UserFactory() for _ in range(3)]
-    REAL["id"] = [p.pk for p in people]
-    seed_catalog_and_orders(REAL)
+    REAL["customers", "id"] = [UserFactory().pk for _ in range(3)]
+    kitchen = make_category("Kitchen")
+    kettle = make_product("Copper Kettle", kitchen, variants=[{"price": "30.00", "stock": 500}]).variants.get()
+    mug = make_product("Stone Mug", kitchen, variants=[{"price": "8.00", "stock": 500}]).variants.get()
+    import tests.test_api_orders as orders_tests
+
+    def pay_and_deliver_events(order, *args):  # the payment's events run as they would after its commit
+        with django_capture_on_commit_callbacks(execute=True):
+            pay(order, *args)
+
+    monkeypatch.setattr(orders_tests, "pay", pay_and_deliver_events)
+    numbers = [order_at((kettle, mug), stage, key=f"st-{stage}") for stage in STAGES]
+    REAL["orders", "number"] = numbers
+    REAL["orders", "shipment_number"] = [1]
+    REAL["orders", "return_number"] = [1]
+    REAL["categories", "id"] = list(Category.objects.values_list("pk", flat=True))
+    REAL["products", "id"] = list(Product.objects.values_list("pk", flat=True))
+    skus = list(Variant.objects.values_list("sku", flat=True))
+    REAL["variants", "sku"] = REAL["stock", "sku"] = skus
+    seed_webhooks(REAL)
     yield REAL
     REAL.clear()
 
 
-def seed_catalog_and_orders(real: dict[str, list]) -> None:
-    """Products, stock, orders and webhook endpoints for the operations to find (kept small: the examples add
-    their own)."""
+def seed_webhooks(real: dict[tuple[str, str], list]) -> None:
+    try:
+        from webhooks.services import endpoint_create
+    except ImportError:
+        return
+    endpoint = endpoint_create(url="https://hooks.example.com/shop", description="ERP")
+    info = endpoint[0] if isinstance(endpoint, tuple) else endpoint
+    real["webhooks", "id"] = [info.id]
 
 
 # Loaded from the app at collection (the schema view touches no database).
@@ -75,8 +100,9 @@ def map_path_parameters(context, path_parameters):
     if not path_parameters:
         return path_parameters
     rng = random.Random(repr(sorted(path_parameters.items())))
+    resource = context.operation.path.removeprefix("/api/v1/").split("/")[0]
     for name in list(path_parameters):
-        candidates = real_objects().get(name)
+        candidates = REAL.get((resource, name))
         if candidates and rng.random() < 0.5:
             path_parameters[name] = rng.choice(candidates)
     return path_parameters
