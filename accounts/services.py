@@ -72,6 +72,13 @@ def user_get(*, user_id: int) -> UserInfo:
         raise UserNotFound(user_id) from None
 
 
+def staff_emails() -> tuple[str, ...]:
+    """The email addresses of active staff accounts, for the shop's own notices (an integrator's webhook endpoint
+    was disabled, for example). Sorted, without duplicates."""
+    emails = User.objects.filter(is_staff=True, is_active=True).exclude(email="").values_list("email", flat=True)
+    return tuple(sorted(set(emails)))
+
+
 def demo_superuser_ensure(*, email: str) -> tuple[UserInfo, str]:
     """Create the demo shop's superuser, or reset its password. Returns it with a fresh random password.
 
@@ -223,6 +230,7 @@ __all__ = [
     "address_save",
     "address_set_default",
     "demo_superuser_ensure",
+    "staff_emails",
     "user_delete",
     "user_get",
     "user_register",
