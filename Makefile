@@ -35,10 +35,11 @@ run: install ## migrate, load the demo shop and serve it on http://127.0.0.1:800
 test: install lint ## ruff, import-linter and the whole pytest suite
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-lint: install ## ruff (lint and format) and the module-boundary contracts
+lint: install ## ruff (lint and format), the module-boundary contracts and the OpenAPI schema (no warnings)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	DEBUG=1 $(BIN)/python manage.py spectacular --validate --fail-on-warn --file var/openapi.yaml
 
 worker: install ## a Celery worker on every queue, or on some: make worker QUEUES=email,events (needs REDIS_URL)
 	@test -n "$$REDIS_URL$$CELERY_BROKER_URL" || { echo "make worker needs REDIS_URL (without it tasks run in-process)"; exit 2; }

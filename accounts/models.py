@@ -46,6 +46,7 @@ class User(AbstractBaseUser, PermissionsMixin):
     )
     is_active = models.BooleanField(default=True)
     date_joined = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
 
     objects = UserManager()
 
@@ -101,3 +102,28 @@ class Address(models.Model):
 
     def __str__(self) -> str:
         return f"{self.full_name}, {self.line1}, {self.postal_code} {self.city}, {self.country}"
+
+
+class ApiKey(models.Model):
+    """A key an integrator's system signs its REST API requests with: `Authorization: Bearer shk_<prefix>_<secret>`.
+
+    Only the SHA-256 of the whole key is kept (the key is shown once, when it is made); the prefix finds the row.
+    A key's secret part is 32 random bytes, so a fast hash is enough: nobody can guess one to match the hash."""
+
+    name = models.CharField(max_length=120, help_text="Who uses it: 'ERP', 'warehouse', 'marketplace feed'.")
+    prefix = models.CharField(max_length=16, unique=True, editable=False)
+    key_hash = models.CharField(max_length=64, editable=False)
+    scopes = models.JSONField(default=list)
+    created_by_id = models.BigIntegerField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: does not expire.")
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = "API key"
+        verbose_name_plural = "API keys"
+        ordering = ("-created_at",)
+
+    def __str__(self) -> str:
+        return f"{self.name} (shk_{self.prefix}_…)"

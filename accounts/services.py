@@ -10,6 +10,20 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError
 
 from accounts.events import UserDeleted, UserRegistered
+from accounts.keys import (
+    API_SCOPES,
+    ApiKeyError,
+    ApiKeyInfo,
+    ApiKeyInvalid,
+    ApiKeyNotFound,
+    UnknownScope,
+    api_key_authenticate,
+    api_key_create,
+    api_key_get,
+    api_key_revoke,
+    api_key_update,
+    scope_granted,
+)
 from accounts.models import Address, User, normalize_email
 from kernel.bus import publish
 from kernel.db import atomic
@@ -217,11 +231,17 @@ def address_set_default(*, user_id: int, address_id: int, shipping: bool = False
 
 __all__ = [
     "ADDRESS_FIELDS",
+    "API_SCOPES",
     "COUNTRIES",
     "AccountError",
     "AddressInfo",
     "AddressNotFound",
+    "ApiKeyError",
+    "ApiKeyInfo",
+    "ApiKeyInvalid",
+    "ApiKeyNotFound",
     "EmailTaken",
+    "UnknownScope",
     "UserInfo",
     "UserNotFound",
     "address_delete",
@@ -229,7 +249,13 @@ __all__ = [
     "address_list",
     "address_save",
     "address_set_default",
+    "api_key_authenticate",
+    "api_key_create",
+    "api_key_get",
+    "api_key_revoke",
+    "api_key_update",
     "demo_superuser_ensure",
+    "scope_granted",
     "staff_emails",
     "user_delete",
     "user_get",

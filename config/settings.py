@@ -94,6 +94,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "config.api.ApiConditionalGetMiddleware",
+    "config.api.IdempotencyMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -248,6 +250,7 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "inte
 CELERY_BEAT_SCHEDULE = {
     "outbox-sweep": {"task": "kernel.outbox_sweep", "schedule": env_int("OUTBOX_SWEEP_SECONDS", 30)},
     "outbox-purge": {"task": "kernel.outbox_purge", "schedule": 60 * 60 * 6},
+    "idempotency-purge": {"task": "kernel.idempotency_purge", "schedule": 60 * 60},
     "worker-heartbeat": {"task": "kernel.worker_heartbeat", "schedule": 60},
     "payments-resolve-pending": {"task": "payments.resolve_pending", "schedule": 60},
     "orders-expire-unpaid": {"task": "orders.expire_unpaid", "schedule": 60},
@@ -404,24 +407,50 @@ REST_FRAMEWORK = {
     "DEFAULT_VERSIONING_CLASS": "rest_framework.versioning.URLPathVersioning",
     "DEFAULT_VERSION": "v1",
     "ALLOWED_VERSIONS": ["v1"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_SCHEMA_CLASS": "config.api_schema.ShopAutoSchema",
+    # API keys first: a request without credentials gets 401 with WWW-Authenticate: Bearer.
+    "DEFAULT_AUTHENTICATION_CLASSES": ["config.api.ApiKeyAuthentication", "config.api.StaffSessionAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["config.api.ScopePermission"],
+    "DEFAULT_THROTTLE_CLASSES": ["config.api.TokenBucketThrottle"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "config.api.CursorPagination",
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.OrderingFilter",
+    ],
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "config.api.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+    "DATETIME_FORMAT": "iso-8601",
+    "COERCE_DECIMAL_TO_STRING": True,
 }
+# Per API key (or staff user): API_THROTTLE_BURST requests at once, refilled at API_THROTTLE_RATE a second.
+API_THROTTLE_RATE = float(env_str("API_THROTTLE_RATE", "20"))
+API_THROTTLE_BURST = env_int("API_THROTTLE_BURST", 100)
 SPECTACULAR_SETTINGS = {
     "TITLE": f"{SHOP_NAME} API",
-    "DESCRIPTION": "Versioned REST API of the shop for integrators.",
+    "DESCRIPTION": (
+        "Versioned REST API of the shop for integrators (an ERP, a warehouse system, a marketplace feed). "
+        "Authenticate with an API key made by staff in the admin: `Authorization: Bearer shk_...`. "
+        "Each operation names the scope it needs. Lists use cursor pagination (follow `next`); "
+        "`updated_since` filters for incremental sync. POSTs accept an `Idempotency-Key` header. "
+        'Errors have one shape: `{"error": {"code", "message", "fields"}}`.'
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {},
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "config.api_schema.add_error_component"],
 }
 
 # ---------------------------------------------------------------- logging

@@ -101,3 +101,24 @@ class DeadTask(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} {self.task_id} ({self.status})"
+
+
+class IdempotentRequest(models.Model):
+    """A REST API POST sent with an Idempotency-Key header, and the answer it got (kernel.idempotency)."""
+
+    principal = models.CharField(max_length=80, help_text="Whose key space: an API key's id or a staff user's.")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the method, path and body.")
+    started_at = models.DateTimeField(default=timezone.now)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    content_type = models.CharField(max_length=100, blank=True)
+    body = models.BinaryField(default=bytes)
+    headers = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["principal", "key"], name="idempotent_request_unique")]
+        indexes = [models.Index(fields=["started_at"], name="idempotent_request_started")]
+
+    def __str__(self) -> str:
+        return f"{self.principal} {self.key}"

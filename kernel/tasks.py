@@ -36,3 +36,10 @@ def worker_heartbeat(self) -> str:
     worker = self.request.hostname or "in-process"
     WorkerHeartbeat.objects.update_or_create(worker=worker, defaults={"seen_at": timezone.now()})
     return worker
+
+
+@periodic_task(name="kernel.idempotency_purge", module="kernel")
+def idempotency_purge() -> int:
+    from kernel.idempotency import idempotency_purge as purge
+
+    return purge()

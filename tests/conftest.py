@@ -150,6 +150,13 @@ def _fresh_cache(settings):
 
 
 @pytest.fixture(autouse=True)
+def _api_throttle_roomy(settings):
+    """The API's token buckets hold plenty in tests; the throttling test sets its own small bucket."""
+    settings.API_THROTTLE_BURST = 100_000
+    settings.API_THROTTLE_RATE = 10_000.0
+
+
+@pytest.fixture(autouse=True)
 def _tasks_in_process():
     """Tasks run in-process in tests, whatever REDIS_URL says; the worker tests switch this off."""
     from config.celery import app

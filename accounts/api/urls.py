@@ -1,5 +1,10 @@
-"""REST endpoints of accounts under /api/v1/ (private to the module; they call accounts's services)."""
+"""REST endpoints of accounts under /api/v1/ (private to the module)."""
 
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from accounts.api import views
+
+urlpatterns = [
+    path("customers/", views.CustomerList.as_view(), name="api-customer-list"),
+    path("customers/<int:pk>/", views.CustomerDetail.as_view(), name="api-customer-detail"),
+]
