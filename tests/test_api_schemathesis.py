@@ -64,6 +64,20 @@ def seeded(db):
 def seed_catalog_and_orders(real: dict[str, list]) -> None:
     """Products, stock, orders and webhook endpoints for the operations to find (kept small: the examples add
     their own)."""
+    seed_webhooks(real)
+
+
+def seed_webhooks(real: dict[str, list]) -> None:
+    """Two webhook endpoints (one disabled) on a port nothing listens on, so their tries fail at once, each with
+    a message that was tried. Their ids join the path parameter `id`, their messages' `message_id`."""
+    from webhooks import services as webhooks
+
+    for description in ("live", "disabled"):
+        endpoint = webhooks.endpoint_create(url="http://127.0.0.1:9/hooks", description=description).endpoint
+        message = webhooks.endpoint_ping(endpoint_id=endpoint.id)
+        real.setdefault("id", []).append(endpoint.id)
+        real.setdefault("message_id", []).append(message.id)
+    webhooks.endpoint_disable(endpoint_id=endpoint.id, reason="seeded disabled")
 
 
 # Loaded from the app at collection (the schema view touches no database).
