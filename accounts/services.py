@@ -86,6 +86,13 @@ def user_get(*, user_id: int) -> UserInfo:
         raise UserNotFound(user_id) from None
 
 
+def staff_emails() -> tuple[str, ...]:
+    """The email addresses of active staff accounts, for the shop's own notices (an integrator's webhook endpoint
+    was disabled, for example). Sorted, without duplicates."""
+    emails = User.objects.filter(is_staff=True, is_active=True).exclude(email="").values_list("email", flat=True)
+    return tuple(sorted(set(emails)))
+
+
 def demo_superuser_ensure(*, email: str) -> tuple[UserInfo, str]:
     """Create the demo shop's superuser, or reset its password. Returns it with a fresh random password.
 
@@ -249,6 +256,7 @@ __all__ = [
     "api_key_update",
     "demo_superuser_ensure",
     "scope_granted",
+    "staff_emails",
     "user_delete",
     "user_get",
     "user_register",

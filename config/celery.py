@@ -28,6 +28,8 @@ TASK_QUEUE_GROUPS = {
     "catalog.expire_reservations": "fulfilment",
     "catalog.reconcile_reservations": "fulfilment",
     "orders.expire_unpaid": "fulfilment",
+    "webhooks.deliver": "webhooks",
+    "webhooks.send_due": "webhooks",
 }
 MODULE_QUEUE_GROUPS = {
     "kernel": "events",
@@ -35,6 +37,7 @@ MODULE_QUEUE_GROUPS = {
     "orders": "fulfilment",
     "payments": "payments",
     "recommendations": "recommendations",
+    "webhooks": "webhooks",
 }
 
 

@@ -256,6 +256,8 @@ CELERY_BEAT_SCHEDULE = {
     "orders-expire-unpaid": {"task": "orders.expire_unpaid", "schedule": 60},
     "catalog-expire-reservations": {"task": "catalog.expire_reservations", "schedule": 60},
     "catalog-reconcile-reservations": {"task": "catalog.reconcile_reservations", "schedule": 10 * 60},
+    "webhooks-send-due": {"task": "webhooks.send_due", "schedule": env_int("WEBHOOKS_SWEEP_SECONDS", 10)},
+    "webhooks-purge": {"task": "webhooks.purge", "schedule": 60 * 60 * 6},
 }
 
 # ---------------------------------------------------------------- events (kernel.bus)
@@ -369,6 +371,36 @@ PAYMENTS_TEST_GATEWAY_ENABLED = env_bool("PAYMENTS_TEST_GATEWAY_ENABLED", PAYMEN
 PAYMENTS_TEST_GATEWAY_SECRET = env_str("PAYMENTS_TEST_GATEWAY_SECRET", "test-gateway-" + SECRET_KEY[:24])
 STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
 STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET")
+
+# ---------------------------------------------------------------- outgoing webhooks (webhooks, Standard Webhooks)
+# One HTTP try may take this long (connect, then each read); a try slower than that fails and is retried.
+WEBHOOKS_TIMEOUT_SECONDS = env_int("WEBHOOKS_TIMEOUT_SECONDS", 10)
+# A try in flight holds its message this long; a worker killed mid-request leaves it to webhooks.send_due after
+# that. Must exceed the longest try (connect + read timeouts): the delivery task's time limit is set below it.
+WEBHOOKS_LEASE_SECONDS = env_int("WEBHOOKS_LEASE_SECONDS", 3 * WEBHOOKS_TIMEOUT_SECONDS + 30)
+if WEBHOOKS_LEASE_SECONDS <= 2 * WEBHOOKS_TIMEOUT_SECONDS:
+    raise ImproperlyConfigured("WEBHOOKS_LEASE_SECONDS must exceed twice WEBHOOKS_TIMEOUT_SECONDS (connect + read).")
+# A message is retried (exponential back-off from WEBHOOKS_RETRY_BASE_SECONDS, full jitter, at most
+# WEBHOOKS_RETRY_MAX_DELAY_SECONDS apart) until this long after it was created; then it has failed.
+WEBHOOKS_RETRY_FOR_SECONDS = env_int("WEBHOOKS_RETRY_FOR_SECONDS", 3 * 24 * 60 * 60)
+WEBHOOKS_RETRY_BASE_SECONDS = env_int("WEBHOOKS_RETRY_BASE_SECONDS", 5)
+WEBHOOKS_RETRY_MAX_DELAY_SECONDS = env_int("WEBHOOKS_RETRY_MAX_DELAY_SECONDS", 6 * 60 * 60)
+# An endpoint whose every try has failed for this long (no 2xx in between) is disabled; a 410 Gone disables it at
+# once. Staff are emailed either way.
+WEBHOOKS_DISABLE_AFTER_SECONDS = env_int("WEBHOOKS_DISABLE_AFTER_SECONDS", 5 * 24 * 60 * 60)
+# After a secret rotation the previous secret keeps signing (a second v1 signature) this long.
+WEBHOOKS_SECRET_GRACE_SECONDS = env_int("WEBHOOKS_SECRET_GRACE_SECONDS", 24 * 60 * 60)
+# stock.low goes out when a variant's available stock falls to or below this from above it.
+WEBHOOKS_STOCK_LOW_THRESHOLD = env_int("WEBHOOKS_STOCK_LOW_THRESHOLD", 5)
+# Delivered and failed messages, with their tries, are deleted this long after they were made.
+WEBHOOKS_RETENTION_DAYS = env_int("WEBHOOKS_RETENTION_DAYS", 30)
+# Endpoint URLs must be https unless DEBUG; URLs naming localhost or a loopback, private or link-local IP address
+# are refused unless allowed (development). Host names are not resolved: that check is the egress proxy's job.
+WEBHOOKS_REQUIRE_HTTPS = env_bool("WEBHOOKS_REQUIRE_HTTPS", not DEBUG)
+WEBHOOKS_ALLOW_PRIVATE_URLS = env_bool("WEBHOOKS_ALLOW_PRIVATE_URLS", DEBUG)
+# An egress proxy for the requests to endpoints (http://proxy:3128), or none; the environment's proxies are ignored.
+WEBHOOKS_PROXY = env_str("WEBHOOKS_PROXY")
+WEBHOOKS_USER_AGENT = env_str("WEBHOOKS_USER_AGENT", SHOP_NAME.replace(" ", "") + "-Webhooks/1.0")
 
 # ---------------------------------------------------------------- REST API
 REST_FRAMEWORK = {

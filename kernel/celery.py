@@ -39,7 +39,8 @@ RETRY_BACKOFF_MAX = 600
 
 # The queue groups. "events" is the default of an event subscriber (kernel.bus.subscribe).
 EMAIL, FULFILMENT, PAYMENTS, EVENTS, RECOMMENDATIONS = "email", "fulfilment", "payments", "events", "recommendations"
-QUEUE_GROUPS = (EMAIL, FULFILMENT, PAYMENTS, EVENTS, RECOMMENDATIONS)
+WEBHOOKS = "webhooks"  # outgoing webhooks: slow or failing integrators' endpoints never hold up the shop's own work
+QUEUE_GROUPS = (EMAIL, FULFILMENT, PAYMENTS, EVENTS, RECOMMENDATIONS, WEBHOOKS)
 
 
 def queue_name(group: str, app: Any = None) -> str:

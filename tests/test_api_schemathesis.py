@@ -82,13 +82,16 @@ def seeded(db, monkeypatch, django_capture_on_commit_callbacks):
 
 
 def seed_webhooks(real: dict[tuple[str, str], list]) -> None:
-    try:
-        from webhooks.services import endpoint_create
-    except ImportError:
-        return
-    endpoint = endpoint_create(url="https://hooks.example.com/shop", description="ERP")
-    info = endpoint[0] if isinstance(endpoint, tuple) else endpoint
-    real["webhooks", "id"] = [info.id]
+    """Two webhook endpoints (one disabled) on a port nothing listens on, so their tries fail at once, each with
+    a message that was tried."""
+    from webhooks import services as webhooks
+
+    for description in ("live", "disabled"):
+        endpoint = webhooks.endpoint_create(url="http://127.0.0.1:9/hooks", description=description).endpoint
+        message = webhooks.endpoint_ping(endpoint_id=endpoint.id)
+        real.setdefault(("webhooks", "id"), []).append(endpoint.id)
+        real.setdefault(("webhooks", "message_id"), []).append(message.id)
+    webhooks.endpoint_disable(endpoint_id=endpoint.id, reason="seeded disabled")
 
 
 # Loaded from the app at collection (the schema view touches no database).

@@ -62,6 +62,8 @@ def test_named_tasks_go_to_their_groups_queue_named_after_the_default_queue_at_s
         "catalog.expire_reservations": "fulfilment",
         "catalog.reconcile_reservations": "fulfilment",
         "orders.expire_unpaid": "fulfilment",
+        "webhooks.deliver": "webhooks",
+        "webhooks.send_due": "webhooks",
     }
     default_queue("shop")
     for name, group in expected.items():

@@ -143,12 +143,13 @@ def test_shipping_records_the_event_and_the_capture_with_the_status_so_a_crash_l
     assert shipped.status == services.OrderStatus.SHIPPED
     assert payment_get(payment_id=shipped.payment_id).amount_captured == 0, "not charged yet"
     assert sorted(outbox.undelivered()) == [
+        ("orders.order.shipped.v1", "webhooks.order_shipped"),
         ("orders.shipment.shipped.v1", "orders.send_shipment_email"),
         ("payments.payment.capture.v1", "payments.capture_payment"),
     ]
     assert outbox.events("orders.order.shipped.v1"), "the event was written with the status"
 
-    assert process_dies_after_commit.recover() == 2, "the capture and the customer's email"
+    assert process_dies_after_commit.recover() == 3, "the capture, the customer's email and webhooks' order.shipped"
     assert len([m for m in mail.outbox if "on its way" in m.subject]) == 1
     assert payment_get(payment_id=shipped.payment_id).amount_captured == shipped.total
     assert bus.sweep(now=timezone.now() + timedelta(days=1)) == 0
@@ -167,7 +168,7 @@ def test_cancelling_with_the_process_killed_after_commit_still_returns_stock_and
     assert payment_get(payment_id=order_payment(order)).status == "authorized", "the money is still held"
     assert stock(kettle) == (3, 0)
 
-    assert process_dies_after_commit.recover() == 2, "the release of the stock and the void"
+    assert process_dies_after_commit.recover() == 3, "the release of the stock, the void and webhooks' order.cancelled"
     assert payment_get(payment_id=order_payment(order)).status == "voided"
     assert stock(kettle) == (5, 0)
     assert Transaction.objects.filter(kind="void").count() == 1
