@@ -449,6 +449,9 @@ SPECTACULAR_SETTINGS = {
     "SERVE_AUTHENTICATION": [],
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
+    "PATH_CONVERTER_OVERRIDES": {"id": {"type": "integer", "minimum": 0, "maximum": 999_999_999_999_999_999}},
+    # The staff session is for the browsable API; integrators authenticate with keys only.
+    "AUTHENTICATION_WHITELIST": ["config.api.ApiKeyAuthentication"],
     "ENUM_NAME_OVERRIDES": {},
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "config.api_schema.add_error_component"],
 }

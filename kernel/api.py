@@ -44,6 +44,9 @@ class StableOrderingFilter(OrderingFilter):
         return valid
 
     def get_ordering(self, request, queryset, view):
+        given = request.query_params.get(self.ordering_param)
+        if given is not None and not given.strip():
+            raise exceptions.ValidationError({self.ordering_param: ["Give a value, or leave the parameter out."]})
         ordering = list(super().get_ordering(request, queryset, view) or ())
         if ordering and ordering[-1].lstrip("-") not in ("pk", "id"):
             ordering.append("-pk" if ordering[0].startswith("-") else "pk")
@@ -83,3 +86,16 @@ def updated_since(field: str = "updated_at") -> django_filters.IsoDateTimeFilter
     return django_filters.IsoDateTimeFilter(
         field_name=field, lookup_expr="gte", help_text="Changed at or after this time (ISO 8601)."
     )
+
+
+class IdConverter:
+    """`<id:pk>` in an API path: a whole number that fits a bigint (1 to 18 digits). A longer one does not match
+    the path, so it is a 404, not an overflow in the database (a 500)."""
+
+    regex = "[0-9]{1,18}"
+
+    def to_python(self, value: str) -> int:
+        return int(value)
+
+    def to_url(self, value: int) -> str:
+        return str(value)

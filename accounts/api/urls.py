@@ -6,5 +6,5 @@ from accounts.api import views
 
 urlpatterns = [
     path("customers/", views.CustomerList.as_view(), name="api-customer-list"),
-    path("customers/<int:pk>/", views.CustomerDetail.as_view(), name="api-customer-detail"),
+    path("customers/<id:pk>/", views.CustomerDetail.as_view(), name="api-customer-detail"),
 ]

@@ -18,10 +18,10 @@ from catalog.api import views
 
 urlpatterns = [
     path("categories/", views.CategoryList.as_view(), name="api-category-list"),
-    path("categories/<int:pk>/", views.CategoryDetail.as_view(), name="api-category-detail"),
+    path("categories/<id:pk>/", views.CategoryDetail.as_view(), name="api-category-detail"),
     path("products/", views.ProductList.as_view(), name="api-product-list"),
-    path("products/<int:pk>/", views.ProductDetail.as_view(), name="api-product-detail"),
-    path("products/<int:pk>/variants/", views.ProductVariantList.as_view(), name="api-product-variant-list"),
+    path("products/<id:pk>/", views.ProductDetail.as_view(), name="api-product-detail"),
+    path("products/<id:pk>/variants/", views.ProductVariantList.as_view(), name="api-product-variant-list"),
     path("variants/", views.VariantList.as_view(), name="api-variant-list"),
     path("variants/<str:sku>/", views.VariantDetail.as_view(), name="api-variant-detail"),
     path("stock/", views.StockList.as_view(), name="api-stock-list"),

@@ -100,12 +100,17 @@ class ShipmentSerializer(serializers.ModelSerializer):
                   "rest of the order, delivery included.",
     )  # fmt: skip
     lines = ShipmentLineSerializer(many=True, read_only=True)
+    tracking_url = serializers.SerializerMethodField(help_text="The carrier's tracking page; null when it has none.")
 
     class Meta:
         model = Shipment
         fields = ("number", "status", "carrier", "carrier_name", "tracking_number", "tracking_url", "capture_amount",
                   "created_at", "shipped_at", "delivered_at", "lines")  # fmt: skip
         read_only_fields = fields
+
+    @extend_schema_field(serializers.URLField(allow_null=True))
+    def get_tracking_url(self, shipment: Shipment) -> str | None:
+        return shipment.tracking_url or None
 
     def get_carrier_name(self, shipment: Shipment) -> str:
         return settings.ORDERS_CARRIERS.get(shipment.carrier, (shipment.carrier,))[0]

@@ -6,15 +6,15 @@ from webhooks.api import views
 
 urlpatterns = [
     path("webhooks/endpoints/", views.EndpointListCreate.as_view(), name="api-webhook-endpoint-list"),
-    path("webhooks/endpoints/<int:pk>/", views.EndpointDetail.as_view(), name="api-webhook-endpoint-detail"),
-    path("webhooks/endpoints/<int:pk>/rotate-secret/", views.EndpointRotateSecret.as_view(),
+    path("webhooks/endpoints/<id:pk>/", views.EndpointDetail.as_view(), name="api-webhook-endpoint-detail"),
+    path("webhooks/endpoints/<id:pk>/rotate-secret/", views.EndpointRotateSecret.as_view(),
          name="api-webhook-endpoint-rotate-secret"),
-    path("webhooks/endpoints/<int:pk>/enable/", views.EndpointEnable.as_view(), name="api-webhook-endpoint-enable"),
-    path("webhooks/endpoints/<int:pk>/ping/", views.EndpointPing.as_view(), name="api-webhook-endpoint-ping"),
-    path("webhooks/endpoints/<int:pk>/messages/", views.EndpointMessages.as_view(),
+    path("webhooks/endpoints/<id:pk>/enable/", views.EndpointEnable.as_view(), name="api-webhook-endpoint-enable"),
+    path("webhooks/endpoints/<id:pk>/ping/", views.EndpointPing.as_view(), name="api-webhook-endpoint-ping"),
+    path("webhooks/endpoints/<id:pk>/messages/", views.EndpointMessages.as_view(),
          name="api-webhook-endpoint-messages"),
-    path("webhooks/endpoints/<int:pk>/messages/<int:message_id>/attempts/", views.MessageAttempts.as_view(),
+    path("webhooks/endpoints/<id:pk>/messages/<id:message_id>/attempts/", views.MessageAttempts.as_view(),
          name="api-webhook-message-attempts"),
-    path("webhooks/endpoints/<int:pk>/messages/<int:message_id>/replay/", views.MessageReplay.as_view(),
+    path("webhooks/endpoints/<id:pk>/messages/<id:message_id>/replay/", views.MessageReplay.as_view(),
          name="api-webhook-message-replay"),
 ]  # fmt: skip
