@@ -55,7 +55,8 @@ class Product(models.Model):
     is_featured = models.BooleanField(default=False)
     popularity = models.PositiveIntegerField(default=0, help_text="Higher sorts first under 'Relevance'.")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
-    # Also bumped by refresh_products and by every stock change of its variants (an update() leaves auto_now be).
+    # Also set by refresh_products (edits, prices, going in or out of stock); a hold or a sale leaves it (an update()
+    # does not apply auto_now): the stock row's own updated_at tracks those.
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
     published_at = models.DateTimeField(default=timezone.now, db_index=True)
 

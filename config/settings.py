@@ -431,6 +431,9 @@ REST_FRAMEWORK = {
 # Per API key (or staff user): API_THROTTLE_BURST requests at once, refilled at API_THROTTLE_RATE a second.
 API_THROTTLE_RATE = float(env_str("API_THROTTLE_RATE", "20"))
 API_THROTTLE_BURST = env_int("API_THROTTLE_BURST", 100)
+# The rendered answers of the busiest lists (products, orders) are cached until a row under them changes
+# (kernel.api.FreshListCache); this long at most. 0: off.
+API_LIST_CACHE_SECONDS = env_int("API_LIST_CACHE_SECONDS", 60)
 SPECTACULAR_SETTINGS = {
     "TITLE": f"{SHOP_NAME} API",
     "DESCRIPTION": (

@@ -4,8 +4,16 @@ ordering filter every list uses (settings DEFAULT_FILTER_BACKENDS), which keeps 
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
+
 import django_filters
 from django import forms
+from django.conf import settings
+from django.core.cache import cache
+from django.http import HttpResponse
+from django.utils.http import quote_etag
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import exceptions
@@ -99,3 +107,69 @@ class IdConverter:
 
     def to_url(self, value: int) -> str:
         return str(value)
+
+
+class _LocalAnswers:
+    """The last few cached answers in this process. Safe to keep without invalidation: a key names the data it
+    was made from (the freshness values are part of it), so a change makes a new key, never a stale hit."""
+
+    def __init__(self, max_bytes: int = 16 * 1024 * 1024) -> None:
+        self._lock = threading.Lock()
+        self._items: OrderedDict[str, tuple[bytes, str]] = OrderedDict()
+        self._bytes = 0
+        self._max_bytes = max_bytes
+
+    def get(self, key: str) -> tuple[bytes, str] | None:
+        with self._lock:
+            item = self._items.get(key)
+            if item is not None:
+                self._items.move_to_end(key)
+            return item
+
+    def put(self, key: str, item: tuple[bytes, str]) -> None:
+        with self._lock:
+            if key in self._items:
+                return
+            self._items[key] = item
+            self._bytes += len(item[0])
+            while self._bytes > self._max_bytes and len(self._items) > 1:
+                _, (body, _) = self._items.popitem(last=False)
+                self._bytes -= len(body)
+
+
+LOCAL_ANSWERS = _LocalAnswers()
+
+
+class FreshListCache:
+    """A list endpoint whose rendered answer is cached until the data under it changes.
+
+    The view says what "changed" means in `list_freshness()`: a few cheap values, such as the latest updated_at
+    of each table the list shows (index-only lookups). The answer is cached under the full URL and those values,
+    in Redis for API_LIST_CACHE_SECONDS (0: off) and in the process's memory (the last 16 MB), so any change to
+    a row the list shows makes the next request compute it afresh; a change no updated_at records (a deleted row)
+    shows within that time. Only JSON answers are cached; the permission and throttle checks run on every request,
+    before this."""
+
+    def list_freshness(self) -> tuple:
+        raise NotImplementedError
+
+    def get(self, request, *args, **kwargs):
+        seconds = settings.API_LIST_CACHE_SECONDS
+        if not seconds or request.accepted_renderer.format != "json":
+            return super().get(request, *args, **kwargs)
+        token = repr((request.build_absolute_uri(), request.accepted_media_type, self.list_freshness()))
+        key = "api:list:" + hashlib.sha256(token.encode()).hexdigest()
+        cached = LOCAL_ANSWERS.get(key) or cache.get(key)
+        if cached is None:
+            response = super().get(request, *args, **kwargs)
+            if response.status_code != 200:
+                return response
+            body = request.accepted_renderer.render(response.data, request.accepted_media_type,
+                                                    self.get_renderer_context())  # fmt: skip
+            cached = (body, quote_etag(hashlib.md5(body, usedforsecurity=False).hexdigest()))
+            cache.set(key, cached, seconds)
+        LOCAL_ANSWERS.put(key, cached)
+        body, etag = cached
+        response = HttpResponse(body, content_type="application/json")
+        response["ETag"] = etag  # ApiConditionalGetMiddleware answers If-None-Match with it, without hashing again
+        return response

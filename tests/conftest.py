@@ -151,9 +151,11 @@ def _fresh_cache(settings):
 
 @pytest.fixture(autouse=True)
 def _api_throttle_roomy(settings):
-    """The API's token buckets hold plenty in tests; the throttling test sets its own small bucket."""
+    """The API's token buckets hold plenty in tests (the throttling test sets its own small bucket), and the list
+    cache is off (its own tests turn it on)."""
     settings.API_THROTTLE_BURST = 100_000
     settings.API_THROTTLE_RATE = 10_000.0
+    settings.API_LIST_CACHE_SECONDS = 0  # the tests of the list cache turn it on
 
 
 @pytest.fixture(autouse=True)

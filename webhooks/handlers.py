@@ -8,7 +8,7 @@ the other module's services when the event is handled, before webhooks' own tran
 from __future__ import annotations
 
 from catalog.events import ProductChanged, StockChanged
-from kernel.bus import subscribe
+from kernel.bus import INLINE, subscribe
 from kernel.celery import WEBHOOKS
 from kernel.events import DomainEvent
 from orders.events import (
@@ -78,9 +78,13 @@ def return_received(event: ReturnReceived) -> None:
     fan_out("return.received", event)
 
 
-@subscribe(StockChanged, idempotent=True, queue=WEBHOOKS)
+@subscribe(StockChanged, mode=INLINE, idempotent=True, queue=WEBHOOKS)
 def stock_low(event: StockChanged) -> None:
-    """Only when the stock crosses the threshold downwards: once, not again while it stays at or below it."""
+    """Only when the stock crosses the threshold downwards: once, not again while it stays at or below it.
+
+    Inline: every sale changes stock, and the check is arithmetic on the event, so it runs in the process that
+    sold rather than costing a task per sale; only a crossing (rare) reads and writes anything. If that fails,
+    the delivery stays pending and the outbox sweep runs it again."""
     if payloads.stock_crossed_low(event):
         fan_out("stock.low", event)
 

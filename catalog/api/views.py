@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import connections
 from django.db.models import F, Prefetch
 from django.http import Http404
 from django.urls import reverse
@@ -35,7 +36,8 @@ from catalog.data import (
 from catalog.models import Category, Product, ProductImage, StockItem, Variant
 from catalog.products import product_create, product_update, variant_create, variant_update
 from catalog.stock import stock_set, stock_set_many
-from kernel.api import Conflict
+from kernel.api import Conflict, FreshListCache
+from kernel.db import db_for_module
 
 READ, WRITE, INVENTORY = "catalog:read", "catalog:write", "inventory:write"
 # API field names of the services' arguments, for the errors they report
@@ -50,6 +52,21 @@ def refused(exc: CatalogInvalid) -> serializers.ValidationError:
 def given(data: dict[str, Any], **names: str) -> dict[str, Any]:
     """The validated fields that were sent, under the services' argument names ({api name: argument name})."""
     return {names.get(key, key): value for key, value in data.items()}
+
+
+def catalog_freshness() -> tuple:
+    """The latest change to anything a product list shows: a product (its data, prices, going in or out of
+    stock), a variant, a stock level (every hold and sale sets it), a category. Each is an index-only lookup.
+
+    Fixed SQL, on every read of a cached list: the ORM's compiling of four subqueries costs more than running
+    them (0.3 ms of the 1.4 ms a cached answer takes)."""
+    connection = connections[db_for_module("catalog")]
+    quote = connection.ops.quote_name
+    parts = ", ".join(f"(SELECT MAX({quote('updated_at')}) FROM {quote(model._meta.db_table)})"  # noqa: S608
+                      for model in (Product, Variant, StockItem, Category))  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {parts}")
+        return tuple(cursor.fetchone())
 
 
 class CatalogApiView(generics.GenericAPIView):
@@ -125,7 +142,7 @@ def variant_changes(items: list[dict[str, Any]]) -> list[VariantChanges]:
     return [VariantChanges(**item) for item in items]
 
 
-class ProductList(CatalogApiView, generics.ListAPIView):
+class ProductList(FreshListCache, CatalogApiView, generics.ListAPIView):
     """Products with their variants and images, inactive ones too. `updated_since` catches any change to a product,
     its variants' prices or options, or its stock."""
 
@@ -137,6 +154,9 @@ class ProductList(CatalogApiView, generics.ListAPIView):
 
     def get_queryset(self):
         return products()
+
+    def list_freshness(self) -> tuple:
+        return catalog_freshness()
 
     @extend_schema(request=io.ProductCreateSerializer, responses={201: io.ProductSerializer})
     def post(self, request, *args, **kwargs):
