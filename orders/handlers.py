@@ -14,7 +14,7 @@ from kernel.bus import INLINE, subscribe
 from kernel.db import atomic
 from orders import services
 from orders.events import OrderPaid, ShipmentShipped
-from payments.events import PaymentAuthorized, PaymentFailed, PaymentRefunded
+from payments.events import PaymentAuthorized, PaymentCaptured, PaymentFailed, PaymentRefunded, PaymentVoided
 
 
 # Inline: the order turns paid (or is cancelled) in the process that learned the payment's outcome, right after
@@ -98,3 +98,10 @@ def count_refund(event: PaymentRefunded) -> None:
     """A refund made in payments (its admin, a refund command) shows on the order, and a full one refunds it."""
     services.order_payment_refunded(number=event.reference, total_refunded=event.total_refunded,
                                     currency=event.currency)  # fmt: skip
+
+
+@subscribe(PaymentCaptured, idempotent=True)
+@subscribe(PaymentVoided, idempotent=True)
+def note_payment_change(event: PaymentCaptured | PaymentVoided) -> None:
+    """A capture or a void changes what the order's API answer shows of its payment: its updated_at moves."""
+    services.order_payment_changed(number=event.reference)

@@ -363,6 +363,14 @@ def order_attach_payment(*, number: str, payment_id: int) -> None:
                                                                        updated_at=timezone.now())  # fmt: skip
 
 
+def order_payment_changed(*, number: str) -> None:
+    """payments captured or voided (part of) this order's payment on its own time (a parcel's capture after a
+    gateway timeout, for instance): the order's status stays, but what its API answer shows of the payment moved,
+    so its updated_at does too, for an integrator syncing by `updated_since`. Idempotent by itself."""
+    with atomic(module="orders"):
+        Order.objects.filter(number=number).update(updated_at=timezone.now())
+
+
 # ---------------------------------------------------------------- lifecycle
 # The state machine is closed: every change is one of the named commands below, each in one orders transaction
 # that also publishes what other modules must do (through the outbox): catalog sells or returns the stock,
@@ -550,6 +558,7 @@ __all__ = [
     "order_find",
     "order_get",
     "order_mark_paid",
+    "order_payment_changed",
     "order_payment_failed",
     "order_payment_refunded",
     "order_place",

@@ -290,3 +290,20 @@ def test_staff_pack_a_parcel_of_chosen_items_then_ship_and_deliver_it_from_the_a
     now = services.order_find(number=order.number)
     assert now.status == services.OrderStatus.PARTIALLY_DELIVERED
     assert now.shipments[0].tracking_url == "https://tracking.dpd.de/status/en_US/parcel/0912"
+
+
+def test_a_late_capture_moves_the_orders_updated_at_for_an_erp_syncing_by_updated_since(basket, monkeypatch):
+    from orders.models import Order
+
+    order = paid_order(basket, key="late-capture")
+    real_capture = TestGateway.capture
+    monkeypatch.setattr(TestGateway, "capture", lambda self, **kwargs: (_ for _ in ()).throw(GatewayTimeout("slow")))
+    services.order_ship(number=order.number, actor="staff:1")
+    shipped_at = Order.objects.get(number=order.number).updated_at
+
+    monkeypatch.setattr(TestGateway, "capture", real_capture)
+    pending = Transaction.objects.get(kind="capture")
+    Transaction.objects.filter(pk=pending.pk).update(created_at=pending.created_at.replace(year=2000))
+    payments_resolve_pending()
+    assert captured(order) == order.total
+    assert Order.objects.get(number=order.number).updated_at > shipped_at, "the order's payment figures moved"
