@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError
+from django.utils import timezone
 
 from accounts.events import UserDeleted, UserRegistered
 from accounts.keys import (
@@ -112,7 +113,7 @@ def demo_superuser_ensure(*, email: str) -> tuple[UserInfo, str]:
 
 
 def user_update_profile(*, user_id: int, full_name: str) -> UserInfo:
-    updated = User.objects.filter(pk=user_id).update(full_name=full_name.strip()[:150])
+    updated = User.objects.filter(pk=user_id).update(full_name=full_name.strip()[:150], updated_at=timezone.now())
     if not updated:
         raise UserNotFound(user_id)
     return user_get(user_id=user_id)
@@ -205,13 +206,21 @@ def address_save(*, user_id: int, address_id: int | None = None, **fields: str) 
         address.country = address.country.upper()
         address.full_clean(exclude=["user"])
         address.save()
+        _touch(user_id)
     return _address_info(address)
 
 
+def _touch(user_id: int) -> None:
+    """The customer's API representation (with the address book) changed: updated_at, for `updated_since`."""
+    User.objects.filter(pk=user_id).update(updated_at=timezone.now())
+
+
 def address_delete(*, user_id: int, address_id: int) -> None:
-    deleted, _ = Address.objects.filter(user_id=user_id, pk=address_id).delete()
-    if not deleted:
-        raise AddressNotFound(address_id)
+    with atomic(module="accounts"):
+        deleted, _ = Address.objects.filter(user_id=user_id, pk=address_id).delete()
+        if not deleted:
+            raise AddressNotFound(address_id)
+        _touch(user_id)
 
 
 def address_set_default(*, user_id: int, address_id: int, shipping: bool = False, billing: bool = False) -> None:
@@ -227,6 +236,7 @@ def address_set_default(*, user_id: int, address_id: int, shipping: bool = False
             Address.objects.filter(user_id=user_id, is_default_billing=True).update(is_default_billing=False)
             address.is_default_billing = True
         address.save(update_fields=["is_default_shipping", "is_default_billing"])
+        _touch(user_id)
 
 
 __all__ = [

@@ -8,9 +8,10 @@ module imports it: a module's api package declares, per view, which scope each m
         filterset_class = OrderFilter
 
 - Authentication: `Authorization: Bearer shk_...` (an API key, accounts.services.api_key_authenticate), or a
-  staff member's session (the browsable API; CSRF applies). No key, a wrong, revoked or expired key: 401.
+  staff member's session (the browsable API; CSRF applies). No key, a wrong, revoked or expired key: 401; guessing
+  keys is throttled per address.
 - Permission: the view's required scope for the method (ScopePermission); a key without it gets 403 naming it.
-  A staff session has every scope; a customer's session has none.
+  A staff session has the scopes its admin permissions give (SCOPE_PERMISSIONS); a customer's session none.
 - Cursor pagination everywhere (`?cursor=...&page_size=...`, at most 100 a page), django-filter for filters and
   DRF's OrderingFilter for `?ordering=`, which the cursor follows.
 - A token bucket per key (TokenBucketThrottle): 429 with Retry-After when it is empty.
@@ -37,6 +38,7 @@ from django.utils.cache import patch_vary_headers
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, SessionAuthentication
 from rest_framework.pagination import CursorPagination as DrfCursorPagination
+from rest_framework.parsers import JSONParser
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
@@ -84,6 +86,42 @@ def json_error(status_code: int, code: str, message: str) -> JsonResponse:
     return JsonResponse(error_body(code, message), status=status_code)
 
 
+# ---------------------------------------------------------------- request bodies
+
+
+def _text_problem(value: Any) -> str | None:
+    """What makes a parsed JSON value unstorable, whichever field it lands in: a lone surrogate (\\ud800 in JSON
+    parses, but is no character and cannot be encoded) in any string or key, or a NUL character in a key
+    (PostgreSQL's jsonb refuses it). A NUL in a string value is left to the field, whose error names it."""
+    stack = [(value, False)]
+    while stack:
+        item, is_key = stack.pop()
+        if isinstance(item, dict):
+            stack.extend((key, True) for key in item)
+            stack.extend((v, False) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, False) for v in item)
+        elif isinstance(item, str):
+            if is_key and "\x00" in item:
+                return "Keys may not contain NUL characters."
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return "Text may not contain unpaired surrogates (\\ud800 to \\udfff)."
+    return None
+
+
+class StrictJSONParser(JSONParser):
+    """DRF's JSON parser, refusing (400) what parses but could never be stored, before any view sees it."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        data = super().parse(stream, media_type, parser_context)
+        problem = _text_problem(data)
+        if problem:
+            raise exceptions.ParseError(f"JSON parse error - {problem}")
+        return data
+
+
 # ---------------------------------------------------------------- who is calling
 
 
@@ -118,9 +156,17 @@ class ApiKeyAuthentication(BaseAuthentication):
             if request.META.get("HTTP_AUTHORIZATION"):
                 raise exceptions.AuthenticationFailed("Send the API key as: Authorization: Bearer <key>.")
             return None
+        # Guessing keys costs a token of the caller's address's bucket (a tenth of a key's), before any lookup.
+        ip = request.META.get("REMOTE_ADDR", "")
+        allowed, wait = BUCKETS.take(f"auth-ip:{ip}", rate=settings.API_THROTTLE_RATE / 10,
+                                     burst=max(1, settings.API_THROTTLE_BURST // 10), peek=True)  # fmt: skip
+        if not allowed:
+            raise exceptions.Throttled(wait=max(1, math.ceil(wait)))
         try:
             key = api_key_authenticate(token=token)
         except ApiKeyInvalid as exc:
+            BUCKETS.take(f"auth-ip:{ip}", rate=settings.API_THROTTLE_RATE / 10,
+                         burst=max(1, settings.API_THROTTLE_BURST // 10))  # fmt: skip
             raise exceptions.AuthenticationFailed(str(exc)) from exc
         return ApiClient(key), key
 
@@ -140,15 +186,28 @@ def required_scope(view: Any, method: str) -> str | None:
     return scopes.get(method)
 
 
+# What a staff member's admin permissions must include for their session to have a scope in the browsable API:
+# the API does nothing their roles do not let them do in the admin. A superuser has them all.
+SCOPE_PERMISSIONS = {
+    "catalog:read": "catalog.view_product",
+    "catalog:write": "catalog.change_product",
+    "inventory:write": "catalog.change_stockitem",
+    "orders:read": "orders.view_order",
+    "orders:write": "orders.change_order",
+    "customers:read": "accounts.view_user",
+    "webhooks": "webhooks.change_endpoint",
+}
+
+
 def granted_scopes(request) -> frozenset[str] | None:
-    """The scopes of the caller; None when nobody is signed in."""
+    """The scopes of the caller; None when nobody is signed in. A staff session: the scopes its permissions give."""
     if isinstance(request.auth, ApiKeyInfo):
         return request.auth.scopes
     user = request.user
     if user is None or not user.is_authenticated:
         return None
     if user.is_staff and user.is_active:
-        return frozenset(API_SCOPES)
+        return frozenset(scope for scope in API_SCOPES if user.has_perm(SCOPE_PERMISSIONS[scope]))
     return frozenset()
 
 
@@ -163,9 +222,14 @@ class ScopePermission(BasePermission):
                 raise exceptions.MethodNotAllowed(request.method)
             raise exceptions.PermissionDenied("This operation is not open to API keys.")  # no scope declared
         if not scope_granted(granted, needed):
-            if not granted and not isinstance(request.auth, ApiKeyInfo):
-                raise exceptions.PermissionDenied("The API is for integrators and staff: use an API key.")
-            raise exceptions.PermissionDenied(f"This key lacks the scope {needed}.", code="missing_scope")
+            if isinstance(request.auth, ApiKeyInfo):
+                raise exceptions.PermissionDenied(f"This key lacks the scope {needed}.", code="missing_scope")
+            if request.user.is_staff:
+                raise exceptions.PermissionDenied(
+                    f"Your admin permissions do not include {SCOPE_PERMISSIONS[needed]}, which {needed} needs.",
+                    code="missing_scope",
+                )
+            raise exceptions.PermissionDenied("The API is for integrators and staff: use an API key.")
         return True
 
 
@@ -184,7 +248,7 @@ class CursorPagination(DrfCursorPagination):
         raw = request.query_params.get(self.page_size_query_param)
         if raw is None:
             return self.page_size
-        if not raw.isdigit() or not 1 <= int(raw) <= self.max_page_size:
+        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= self.max_page_size:
             raise exceptions.ValidationError(
                 {self.page_size_query_param: [f"A whole number from 1 to {self.max_page_size}."]}
             )
@@ -213,11 +277,11 @@ class CursorPagination(DrfCursorPagination):
 _BUCKET_SCRIPT = """
 local tokens = tonumber(redis.call('HGET', KEYS[1], 't'))
 local stamp = tonumber(redis.call('HGET', KEYS[1], 's'))
-local rate, burst, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local rate, burst, now, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 if tokens == nil then tokens = burst; stamp = now end
 tokens = math.min(burst, tokens + (now - stamp) * rate)
 local allowed = 0
-if tokens >= 1 then tokens = tokens - 1; allowed = 1 end
+if tokens >= 1 then tokens = tokens - cost; allowed = 1 end
 redis.call('HSET', KEYS[1], 't', tostring(tokens), 's', tostring(now))
 redis.call('EXPIRE', KEYS[1], math.ceil(burst / rate) + 1)
 return {allowed, tostring(tokens)}
@@ -241,12 +305,16 @@ class TokenBucket:
             self._redis_script = client.register_script(_BUCKET_SCRIPT)
         return self._redis_script
 
-    def take(self, bucket: str, *, rate: float, burst: int, now: float | None = None) -> tuple[bool, float]:
-        """Take one token. Returns (allowed, seconds until a token is there when it is not)."""
+    def take(
+        self, bucket: str, *, rate: float, burst: int, now: float | None = None, peek: bool = False
+    ) -> tuple[bool, float]:
+        """Take one token (peek: only look whether there is one). Returns (allowed, seconds until a token is there
+        when it is not)."""
         now = time.time() if now is None else now
+        cost = 0 if peek else 1
         if settings.REDIS_URL:
             try:
-                allowed, left = self._script()(keys=[f"throttle:{bucket}"], args=[rate, burst, now])
+                allowed, left = self._script()(keys=[f"throttle:{bucket}"], args=[rate, burst, now, cost])
                 tokens = float(left)
                 return bool(allowed), 0.0 if allowed else (1 - tokens) / rate
             except Exception:  # Redis down: this process's buckets, rather than failing requests
@@ -256,7 +324,7 @@ class TokenBucket:
             tokens = min(float(burst), tokens + (now - stamp) * rate)
             allowed = tokens >= 1
             if allowed:
-                tokens -= 1
+                tokens -= cost
             self._local[bucket] = (tokens, now)
         return allowed, 0.0 if allowed else (1 - tokens) / rate
 
@@ -298,6 +366,18 @@ REPLAYED_HEADERS = ("Location", "ETag", "Content-Language")
 NOT_KEPT = {401, 403, 429}
 
 
+def _still_valid(request: HttpRequest) -> bool:
+    """A replay goes only to a key that is still good (revoking a key ends its replays too)."""
+    token = bearer_token(request)
+    if token is None:
+        return True  # a staff session: the session middleware has already checked it
+    try:
+        api_key_authenticate(token=token)
+    except ApiKeyInvalid:
+        return False
+    return True
+
+
 class IdempotencyMiddleware:
     """A POST under /api/ with an Idempotency-Key header runs once per key (and principal) for 24 hours: sent
     again, it gets the first answer (with Idempotent-Replayed: true); the same key with another body gets 422;
@@ -329,6 +409,8 @@ class IdempotencyMiddleware:
             )
             response["Retry-After"] = "1"
             return response
+        if outcome.replay is not None and not _still_valid(request):
+            return self.get_response(request)  # a revoked or expired key: the view answers 401, nothing is replayed
         if outcome.replay is not None:
             replay = outcome.replay
             response = HttpResponse(replay.body, status=replay.status_code, content_type=replay.content_type)

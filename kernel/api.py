@@ -5,7 +5,9 @@ ordering filter every list uses (settings DEFAULT_FILTER_BACKENDS), which keeps 
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
+import time
 from collections import OrderedDict
 
 import django_filters
@@ -18,6 +20,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import exceptions
 from rest_framework.filters import OrderingFilter
+
+logger = logging.getLogger(__name__)
 
 
 class Conflict(exceptions.APIException):
@@ -96,6 +100,19 @@ def updated_since(field: str = "updated_at") -> django_filters.IsoDateTimeFilter
     )
 
 
+class CodeConverter:
+    """`<code:sku>` in an API path: an order number or a SKU, 1 to 64 characters, no slash and no NUL (which no
+    such code holds, and which PostgreSQL refuses to compare: a 500 otherwise)."""
+
+    regex = "[^/\x00]{1,64}"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
 class IdConverter:
     """`<id:pk>` in an API path: a whole number that fits a bigint (1 to 18 digits). A longer one does not match
     the path, so it is a 404, not an overflow in the database (a 500)."""
@@ -115,29 +132,43 @@ class _LocalAnswers:
 
     def __init__(self, max_bytes: int = 16 * 1024 * 1024) -> None:
         self._lock = threading.Lock()
-        self._items: OrderedDict[str, tuple[bytes, str]] = OrderedDict()
+        self._items: OrderedDict[str, tuple[bytes, str, float]] = OrderedDict()
         self._bytes = 0
         self._max_bytes = max_bytes
 
     def get(self, key: str) -> tuple[bytes, str] | None:
         with self._lock:
             item = self._items.get(key)
-            if item is not None:
-                self._items.move_to_end(key)
-            return item
+            if item is None:
+                return None
+            if item[2] < time.monotonic():  # as old as the Redis copy would be: a deleted row shows by then
+                self._items.pop(key)
+                self._bytes -= len(item[0])
+                return None
+            self._items.move_to_end(key)
+            return item[0], item[1]
 
-    def put(self, key: str, item: tuple[bytes, str]) -> None:
+    def put(self, key: str, item: tuple[bytes, str], seconds: int) -> None:
         with self._lock:
             if key in self._items:
                 return
-            self._items[key] = item
+            self._items[key] = (item[0], item[1], time.monotonic() + seconds)
             self._bytes += len(item[0])
             while self._bytes > self._max_bytes and len(self._items) > 1:
-                _, (body, _) = self._items.popitem(last=False)
+                _, (body, _, _) = self._items.popitem(last=False)
                 self._bytes -= len(body)
 
 
 LOCAL_ANSWERS = _LocalAnswers()
+
+
+def _cache_call(method, *args):
+    """A cache call that a Redis outage turns into a miss (the list is computed), not a 500."""
+    try:
+        return method(*args)
+    except Exception:  # redis.ConnectionError and kin: the cache is an optimisation
+        logger.warning("API list cache unreachable; answering without it", exc_info=True)
+        return None
 
 
 class FreshListCache:
@@ -159,7 +190,7 @@ class FreshListCache:
             return super().get(request, *args, **kwargs)
         token = repr((request.build_absolute_uri(), request.accepted_media_type, self.list_freshness()))
         key = "api:list:" + hashlib.sha256(token.encode()).hexdigest()
-        cached = LOCAL_ANSWERS.get(key) or cache.get(key)
+        cached = LOCAL_ANSWERS.get(key) or _cache_call(cache.get, key)
         if cached is None:
             response = super().get(request, *args, **kwargs)
             if response.status_code != 200:
@@ -167,8 +198,8 @@ class FreshListCache:
             body = request.accepted_renderer.render(response.data, request.accepted_media_type,
                                                     self.get_renderer_context())  # fmt: skip
             cached = (body, quote_etag(hashlib.md5(body, usedforsecurity=False).hexdigest()))
-            cache.set(key, cached, seconds)
-        LOCAL_ANSWERS.put(key, cached)
+            _cache_call(cache.set, key, cached, seconds)
+        LOCAL_ANSWERS.put(key, cached, seconds)
         body, etag = cached
         response = HttpResponse(body, content_type="application/json")
         response["ETag"] = etag  # ApiConditionalGetMiddleware answers If-None-Match with it, without hashing again

@@ -11,7 +11,8 @@ class KernelConfig(AppConfig):
         # The bus hands events to the kernel.run_handler task by name; register it in every process (web, worker,
         # tests), not only where Celery's autodiscovery runs.
         from kernel import tasks  # noqa: F401
-        from kernel.api import IdConverter
+        from kernel.api import CodeConverter, IdConverter
 
-        # <id:...> in the modules' API paths (kernel.api.IdConverter); ready() runs before any URLconf is loaded.
+        # <id:...> and <code:...> in the modules' API paths (kernel.api); ready() runs before any URLconf is loaded.
         register_converter(IdConverter, "id")
+        register_converter(CodeConverter, "code")

@@ -227,3 +227,16 @@ class ReturnLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.quantity} x line {self.line_id}"
+
+
+class RefundRequest(models.Model):
+    """A refund of an amount asked through the API, by its requester's key: asked again (a retry whose first answer
+    was lost), it refunds nothing more. The refund's own record is the order's history and payments' transaction."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="refund_requests")
+    key = models.CharField(max_length=80, unique=True)
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.order_id} {self.amount}"

@@ -9,6 +9,7 @@ amount without any goods (goodwill), or take goods back without a refund. Every 
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,7 +24,7 @@ from kernel.bus import publish
 from kernel.db import atomic
 from kernel.money import round_money
 from orders.events import ReturnReceived, ReturnRequested
-from orders.models import Order, OrderLine, Return, ReturnLine, Shipment
+from orders.models import Order, OrderLine, RefundRequest, Return, ReturnLine, Shipment
 from orders.state import (
     ALLOWED,
     IllegalTransition,
@@ -258,7 +259,13 @@ def _request_refund(order: Order, amount: Decimal, key: str, actor: str, note: s
 
 
 def return_refund(
-    *, number: str, ret: int, actor: str, amount: Decimal | None = None, include_shipping: bool = False
+    *,
+    number: str,
+    ret: int,
+    actor: str,
+    amount: Decimal | None = None,
+    include_shipping: bool = False,
+    request_key: str | None = None,
 ) -> ReturnInfo:
     """Refund a return: by default the value of its lines not refunded yet (plus the delivery charge with
     include_shipping), or `amount` (a partial refund). The goods need not have come back. Refunding a return whose
@@ -268,6 +275,9 @@ def return_refund(
         order = locked(number)
         parcel = _locked_return(order, ret)
         lines = {line.pk: line for line in order.lines.all()}
+        key = hashlib.sha256(request_key.encode()).hexdigest()[:64] if request_key is not None else None
+        if key is not None and RefundRequest.objects.filter(key=key).exists():
+            return return_info(parcel, lines)  # asked before with this key (request_key as in order_refund_amount)
         if parcel.status == Return.Status.CANCELLED:
             raise ReturnError(f"return {ret} of order {number} is cancelled")
         open_lines = [rl for rl in parcel.lines.all() if not rl.refunded]
@@ -281,8 +291,10 @@ def return_refund(
         amount = round_money(value if amount is None else amount, order.currency)
         # Each refund is one staff action with a key of its own; the command carries it, so a redelivery of the
         # command refunds once.
-        _request_refund(order, amount, f"{number}:return:{ret}:refund:{secrets.token_hex(6)}", actor,
-                        f"Refund for return {ret}")  # fmt: skip
+        _request_refund(order, amount, f"{number}:return:{ret}:refund:{key[:24] if key else secrets.token_hex(6)}",
+                        actor, f"Refund for return {ret}")  # fmt: skip
+        if key is not None:
+            RefundRequest.objects.create(order=order, key=key, amount=amount)
         for rl in open_lines:
             rl.refunded = True
             rl.save(update_fields=["refunded"])
@@ -295,15 +307,26 @@ def return_refund(
         return return_info(parcel, lines)
 
 
-def order_refund_amount(*, number: str, amount: Decimal, actor: str, note: str = "Goodwill refund") -> None:
-    """Refund an amount without any goods coming back (a goodwill gesture, a late parcel). Raises ReturnError,
+def order_refund_amount(*, number: str, amount: Decimal, actor: str, note: str = "Goodwill refund",
+                        request_key: str | None = None) -> None:  # fmt: skip
+    """Refund an amount without any goods coming back (a goodwill gesture, a late parcel). request_key: the
+    requester's idempotency key (the API's Idempotency-Key, with whose it is); a second request with it refunds
+    nothing more, however long after and whatever happened to the first one's answer. Raises ReturnError,
     OrderNotFound."""
     with atomic(module="orders"):
-        order = locked(number)
+        order = locked(number)  # the order's row lock serialises two requests with one key
+        key = None
+        if request_key is not None:
+            key = hashlib.sha256(request_key.encode()).hexdigest()[:64]
+            if RefundRequest.objects.filter(key=key).exists():
+                return
         if order.status not in REFUNDABLE:
             raise ReturnError("Only an order that has shipped can be refunded in part; cancel it instead.")
         amount = round_money(amount, order.currency)
-        _request_refund(order, amount, f"{number}:refund:{secrets.token_hex(6)}", actor, note)
+        payment_key = f"{number}:refund:{key[:24] if key else secrets.token_hex(6)}"
+        _request_refund(order, amount, payment_key, actor, note)
+        if key is not None:
+            RefundRequest.objects.create(order=order, key=key, amount=amount)
         _follow_lines(order, list(order.lines.all()), actor, note)
 
 

@@ -17,7 +17,7 @@ def _error(status: int, code: str, message: str) -> JsonResponse:
 @require_POST
 def carrier_update(request: HttpRequest, carrier: str) -> JsonResponse:
     length = request.META.get("CONTENT_LENGTH") or "0"
-    if not length.isdigit() or int(length) > carriers.MAX_BODY_BYTES:
+    if not (length.isascii() and length.isdigit()) or int(length) > carriers.MAX_BODY_BYTES:
         return _error(413, "too_large", "Updates are limited to 16 KB.")
     body = request.read(carriers.MAX_BODY_BYTES + 1)
     if len(body) > carriers.MAX_BODY_BYTES:

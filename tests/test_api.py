@@ -98,14 +98,24 @@ def test_unknown_scopes_are_refused():
         api_key_create(name="x", scopes=["orders:everything"])
 
 
-def test_a_staff_session_may_use_the_browsable_api_and_a_customer_session_may_not(client):
-    client.force_login(StaffFactory())
+def test_a_staff_session_has_the_scopes_its_admin_permissions_give_and_a_customer_session_none(client):
+    from django.contrib.auth.models import Permission
+
+    clerk = StaffFactory()  # staff, but no permission to see customers
+    client.force_login(clerk)
+    refused = client.get("/api/v1/customers/")
+    assert refused.status_code == 403
+    assert "accounts.view_user" in refused.json()["error"]["message"]
+    clerk.user_permissions.add(Permission.objects.get(codename="view_user"))
+    client.force_login(type(clerk).objects.get(pk=clerk.pk))
     response = client.get("/api/v1/customers/", HTTP_ACCEPT="text/html")
     assert response.status_code == 200
     assert b"Customer List" in response.content
+    assert client.get("/api/v1/orders/").status_code == 403, "no orders.view_order"
+    client.force_login(StaffFactory(is_superuser=True))
+    assert client.get("/api/v1/orders/").status_code == 200
     client.force_login(customer())
-    response = client.get("/api/v1/customers/")
-    assert response.status_code == 403
+    assert client.get("/api/v1/customers/").status_code == 403
 
 
 def test_staff_creates_a_key_in_the_admin_sees_it_once_and_revokes_it(client):

@@ -706,6 +706,20 @@ def test_a_refund_of_an_amount_needs_an_idempotency_key_and_runs_once_per_key(go
     assert state(theirs) == state(ours), "refunded once"
     assert payment_get(payment_id=Order.objects.get(number=theirs).payment_id).amount_refunded == Decimal("5.00")
 
+    # The first answer was lost (the process died after the refund, before its answer was kept): the retry reaches
+    # the view, and the service, which kept the key with the refund, refunds nothing more.
+    from kernel.models import IdempotentRequest
+
+    IdempotentRequest.objects.all().delete()
+    retried = client.post(f"{API}{theirs}/refund/", body, format="json", HTTP_IDEMPOTENCY_KEY="late-1")
+    assert retried.status_code == 200
+    assert "Idempotent-Replayed" not in retried
+    assert retried.json()["amount_refunded"] == "5.00"
+    assert payment_get(payment_id=Order.objects.get(number=theirs).payment_id).amount_refunded == Decimal("5.00")
+    other_key = key_client_and_key("orders:write")[0]
+    another = other_key.post(f"{API}{theirs}/refund/", body, format="json", HTTP_IDEMPOTENCY_KEY="late-1")
+    assert another.json()["amount_refunded"] == "10.00", "another API key's late-1 is another request"
+
 
 def test_a_repeated_action_with_the_same_idempotency_key_gets_the_first_answer(goods):
     number = order_at(goods, "packed", "replay")

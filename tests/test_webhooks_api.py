@@ -28,7 +28,8 @@ OPERATIONS = [
 
 @pytest.fixture
 def api():
-    return key_client("webhooks")
+    """A key that may subscribe to every event type: their payloads carry orders and products."""
+    return key_client("webhooks", "orders:read", "catalog:read")
 
 
 @pytest.fixture
@@ -212,3 +213,46 @@ def test_an_id_too_large_for_the_database_is_404_not_500(api, method, path):
     response = call(api, method, path.replace("/1/", f"/{huge}/"))
     assert response.status_code == 404
     assert error_code(response) == "not_found"
+
+
+# ---------------------------------------------------------------- whose endpoints, and what they may receive
+
+
+def test_a_key_sees_and_changes_only_the_endpoints_it_made(api, receiver):  # noqa: F811
+    mine = api.post(BASE, {"url": receiver.url, "event_types": ["order.paid"]}, format="json").json()
+    other = key_client("webhooks", "orders:read")
+    theirs = other.post(BASE, {"url": receiver.url, "event_types": ["order.paid"]}, format="json").json()
+    staff_made = services.endpoint_create(url=receiver.url, event_types=["order.paid"]).endpoint
+
+    assert [e["id"] for e in api.get(BASE).json()["results"]] == [mine["id"]]
+    for endpoint_id in (theirs["id"], staff_made.id):
+        for method, path in [
+            ("get", f"{BASE}{endpoint_id}/"),
+            ("patch", f"{BASE}{endpoint_id}/"),
+            ("delete", f"{BASE}{endpoint_id}/"),
+            ("post", f"{BASE}{endpoint_id}/rotate-secret/"),
+            ("post", f"{BASE}{endpoint_id}/ping/"),
+            ("get", f"{BASE}{endpoint_id}/messages/"),
+        ]:
+            assert call(api, method, path, {"url": "https://evil.example.com/"} if method == "patch" else None
+                        ).status_code == 404, (method, path)  # fmt: skip
+    assert services.endpoint_get(endpoint_id=theirs["id"]).url == receiver.url, "unchanged"
+
+
+def test_subscribing_needs_the_read_scope_of_what_the_payloads_carry(receiver):  # noqa: F811
+    only_webhooks = key_client("webhooks")
+    for types in (["order.paid"], ["return.received"]):
+        response = only_webhooks.post(BASE, {"url": receiver.url, "event_types": types}, format="json")
+        assert response.status_code == 403, types
+        assert "orders:read" in response.json()["error"]["message"]
+    every_type = key_client("webhooks", "orders:read").post(BASE, {"url": receiver.url}, format="json")
+    assert every_type.status_code == 403, "no event types: all of them, products too"
+    assert "catalog:read" in every_type.json()["error"]["message"]
+    response = only_webhooks.post(BASE, {"url": receiver.url, "event_types": ["stock.low"]}, format="json")
+    assert response.status_code == 403
+    assert "catalog:read" in response.json()["error"]["message"]
+    catalog_only = key_client("webhooks", "catalog:read")
+    made = catalog_only.post(BASE, {"url": receiver.url, "event_types": ["product.updated"]}, format="json")
+    assert made.status_code == 201
+    widened = catalog_only.patch(f"{BASE}{made.json()['id']}/", {"event_types": ["order.paid"]}, format="json")
+    assert widened.status_code == 403

@@ -24,16 +24,19 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
 import random
 import secrets
+import socket
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from celery import current_app
@@ -235,6 +238,9 @@ def post(claim: Claim) -> Answer:
     def elapsed() -> int:
         return int((time.monotonic() - started) * 1000)
 
+    refused = None if settings.WEBHOOKS_ALLOW_PRIVATE_URLS or proxies else private_address(claim.url)
+    if refused:
+        return Answer(None, elapsed(), f"not sent: {refused}", "")
     session = requests.Session()
     session.trust_env = False  # no proxy or .netrc from the environment: only WEBHOOKS_PROXY
     try:
@@ -253,6 +259,26 @@ def post(claim: Claim) -> Answer:
         session.close()
     text = excerpt.decode("utf-8", "replace")
     return Answer(status, elapsed(), "" if 200 <= status < 300 else f"HTTP {status}", text)
+
+
+def private_address(url: str) -> str | None:
+    """Why the URL's host must not be sent to, if it resolves to an address that is not public (loopback,
+    private, link-local such as a cloud's metadata service, reserved): an endpoint's URL is an integrator's to
+    choose, and its answers are shown to them. Resolved just before each try; a name that changes its answer
+    between this lookup and the connection's (DNS rebinding) is the residual risk: WEBHOOKS_PROXY, an egress proxy
+    that refuses internal addresses, closes it."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        infos = socket.getaddrinfo(host, parts.port or (443 if parts.scheme == "https" else 80),
+                                   type=socket.SOCK_STREAM)  # fmt: skip
+    except (OSError, UnicodeError) as exc:
+        return f"{host} does not resolve ({exc})"
+    for *_, sockaddr in infos:
+        address = ipaddress.ip_address(sockaddr[0].split("%")[0])
+        if not address.is_global:
+            return f"{host} resolves to {address}, which is not a public address"
+    return None
 
 
 def record(claim: Claim, answer: Answer, now: datetime) -> str:

@@ -21,6 +21,10 @@ class Endpoint(models.Model):
     failing_since = models.DateTimeField(
         null=True, blank=True, help_text="The first failed try since its last successful one (None: not failing)."
     )
+    owner_key_id = models.BigIntegerField(
+        null=True, blank=True, db_index=True, editable=False,
+        help_text="The API key that made it, which alone sees and changes it through the API; none: made by staff.",
+    )  # fmt: skip
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -93,6 +93,7 @@ class EndpointInfo:
     failing_since: datetime | None
     created_at: datetime
     updated_at: datetime
+    owner_key_id: int | None = None  # the API key that made it; None: staff
 
 
 @dataclass(frozen=True)
@@ -144,13 +145,13 @@ class DeliveryResult:
 
 
 ENDPOINT_FIELDS = ("pk", "url", "description", "event_types", "is_active", "disabled_at", "disabled_reason",
-                   "failing_since", "created_at", "updated_at")  # fmt: skip
+                   "failing_since", "created_at", "updated_at", "owner_key_id")  # fmt: skip
 
 
 def _endpoint_info(row: tuple) -> EndpointInfo:
-    pk, url, description, types, active, disabled_at, reason, failing_since, created_at, updated_at = row
+    pk, url, description, types, active, disabled_at, reason, failing_since, created_at, updated_at, owner = row
     return EndpointInfo(pk, url, description, tuple(types or ()), active, disabled_at, reason, failing_since,
-                        created_at, updated_at)  # fmt: skip
+                        created_at, updated_at, owner)  # fmt: skip
 
 
 def _message_info(m: Message) -> MessageInfo:
@@ -224,12 +225,15 @@ def endpoint_list(*, active: bool | None = None) -> tuple[EndpointInfo, ...]:
     return tuple(_endpoint_info(row) for row in rows.values_list(*ENDPOINT_FIELDS))
 
 
-def endpoint_create(*, url: str, description: str = "", event_types: Iterable[str] = ()) -> EndpointCreated:
-    """A new active endpoint with its signing secret, returned this once. Raises InvalidEndpoint."""
+def endpoint_create(*, url: str, description: str = "", event_types: Iterable[str] = (),
+                    owner_key_id: int | None = None) -> EndpointCreated:  # fmt: skip
+    """A new active endpoint with its signing secret, returned this once. owner_key_id: the API key that made it
+    (the API shows a key only its own endpoints); None for staff. Raises InvalidEndpoint."""
     url, types = _clean_url(url), _clean_types(event_types)
     secret = delivery.new_secret()
     with atomic(module="webhooks"):
-        endpoint = Endpoint.objects.create(url=url, description=description.strip()[:200], event_types=types)
+        endpoint = Endpoint.objects.create(url=url, description=description.strip()[:200], event_types=types,
+                                           owner_key_id=owner_key_id)  # fmt: skip
         EndpointSecret.objects.create(endpoint=endpoint, secret=secret)
     return EndpointCreated(endpoint_get(endpoint_id=endpoint.pk), secret)
 

@@ -29,5 +29,6 @@ class CustomerSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = User
-        fields = ("id", "email", "full_name", "is_active", "date_joined", "last_login", "updated_at", "addresses")
+        # No last_login: a sign-in is not a change an integrator syncs (updated_at does not move for it).
+        fields = ("id", "email", "full_name", "is_active", "date_joined", "updated_at", "addresses")
         read_only_fields = fields

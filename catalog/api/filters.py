@@ -51,7 +51,7 @@ class ProductFilter(StrictFilterSet):
 
     def filter_category(self, queryset, name, value):
         value = value.strip()
-        if value.isdigit():
+        if value.isascii() and value.isdigit() and len(value) <= 18:  # a bigint
             return queryset.filter(Q(category_id=int(value)) | Q(category__slug=value))
         return queryset.filter(category__slug=value)
 

@@ -23,8 +23,8 @@ urlpatterns = [
     path("products/<id:pk>/", views.ProductDetail.as_view(), name="api-product-detail"),
     path("products/<id:pk>/variants/", views.ProductVariantList.as_view(), name="api-product-variant-list"),
     path("variants/", views.VariantList.as_view(), name="api-variant-list"),
-    path("variants/<str:sku>/", views.VariantDetail.as_view(), name="api-variant-detail"),
+    path("variants/<code:sku>/", views.VariantDetail.as_view(), name="api-variant-detail"),
     path("stock/", views.StockList.as_view(), name="api-stock-list"),
     path("stock/bulk/", views.StockBulk.as_view(), name="api-stock-bulk"),
-    path("stock/<str:sku>/", views.StockDetail.as_view(), name="api-stock-detail"),
+    path("stock/<code:sku>/", views.StockDetail.as_view(), name="api-stock-detail"),
 ]

@@ -185,11 +185,16 @@ class IdempotencyKeyRequired(exceptions.APIException):
     )
 
 
-def require_idempotency_key(request: Request) -> None:
+def require_idempotency_key(request: Request) -> str:
     """For actions the order's state cannot tell from a repeat (a refund of an amount). The Idempotency-Key
-    middleware has already answered a repeat with the first answer by the time the view runs."""
-    if not request.headers.get("Idempotency-Key", "").strip():
+    middleware answers a repeat with the first answer; the key, with whose it is, also goes to the service, which
+    keeps it with the refund, so a repeat that reaches the view (the first answer lost to a crash) refunds nothing
+    more. Returns that key."""
+    key = request.headers.get("Idempotency-Key", "").strip()
+    if not key:
         raise IdempotencyKeyRequired()
+    who = f"key:{request.auth.prefix}" if isinstance(request.auth, ApiKeyInfo) else f"user:{request.user.pk}"
+    return f"{who}:{key}"
 
 
 class OrderAction(APIView):
@@ -334,9 +339,10 @@ class OrderRefund(OrderAction):
         data = self.begin(request, number)
         with answers_for(number):
             if "amount" in data:
-                require_idempotency_key(request)
+                request_key = require_idempotency_key(request)
                 services.order_refund_amount(number=number, amount=data["amount"], actor=actor(request),
-                                             note=data["note"] or "Goodwill refund")  # fmt: skip
+                                             note=data["note"] or "Goodwill refund",
+                                             request_key=request_key)  # fmt: skip
             else:
                 services.order_refund(number=number, actor=actor(request), note=data["note"])
         return self.order(number)
@@ -391,8 +397,7 @@ class ReturnRefund(OrderAction):
     def post(self, request: Request, version: str, number: str, return_number: int) -> Response:
         data = self.begin(request, number)
         with answers_for(number):
-            if "amount" in data:
-                require_idempotency_key(request)
+            request_key = require_idempotency_key(request) if "amount" in data else None
             services.return_refund(number=number, ret=return_number, actor=actor(request), amount=data.get("amount"),
-                                   include_shipping=data["include_shipping"])  # fmt: skip
+                                   include_shipping=data["include_shipping"], request_key=request_key)  # fmt: skip
         return self.order(number)

@@ -10,6 +10,7 @@ from rest_framework import exceptions, generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.services import ApiKeyInfo
 from kernel.api import Conflict, StrictFilterSet
 from webhooks import services
 from webhooks.api.serializers import (
@@ -44,11 +45,41 @@ class IdsInRange:
             raise exceptions.NotFound("No such object.")
 
 
-def _endpoint(pk: int) -> services.EndpointInfo:
+def owner_of(request) -> int | None:
+    """The API key whose endpoints a request sees (its own only); None for a staff session, which sees all."""
+    return request.auth.id if isinstance(request.auth, ApiKeyInfo) else None
+
+
+def _endpoint(pk: int, request) -> services.EndpointInfo:
+    """The endpoint, if the caller may see it: a key sees only the endpoints it made (others are a 404, as if
+    they did not exist)."""
     try:
-        return services.endpoint_get(endpoint_id=pk)
+        endpoint = services.endpoint_get(endpoint_id=pk)
     except services.EndpointNotFound:
         raise exceptions.NotFound("No such webhook endpoint.") from None
+    owner = owner_of(request)
+    if owner is not None and endpoint.owner_key_id != owner:
+        raise exceptions.NotFound("No such webhook endpoint.")
+    return endpoint
+
+
+# What a key must also be able to read to receive an event type: a payload carries the order (its customer's
+# email and address) or the product, so subscribing must not be a way around orders:read or catalog:read.
+READ_SCOPE_OF_TYPE = {"order": "orders:read", "return": "orders:read", "stock": "catalog:read",
+                      "product": "catalog:read"}  # fmt: skip
+
+
+def check_event_scopes(request, event_types) -> None:
+    if not isinstance(request.auth, ApiKeyInfo):
+        return  # a staff session has the scopes its admin permissions give (config.api.granted_scopes)
+    types = list(event_types) or list(services.EVENT_TYPES)  # none: every type
+    for scope in sorted({READ_SCOPE_OF_TYPE[t.split(".")[0]] for t in types if t.split(".")[0] in READ_SCOPE_OF_TYPE}):
+        if not request.auth.grants(scope):
+            raise exceptions.PermissionDenied(
+                f"This key lacks the scope {scope}, which the event types asked for need (their payloads carry "
+                f"that data).",
+                code="missing_scope",
+            )
 
 
 def _invalid(exc: services.InvalidEndpoint) -> exceptions.ValidationError:
@@ -80,7 +111,11 @@ class EndpointListCreate(generics.ListAPIView):
     filterset_class = EndpointFilter
     ordering = "-id"
     ordering_fields = ("id", "created_at")
-    queryset = Endpoint.objects.all()
+
+    def get_queryset(self):
+        owner = None if getattr(self, "swagger_fake_view", False) else owner_of(self.request)
+        endpoints = Endpoint.objects.all()
+        return endpoints if owner is None else endpoints.filter(owner_key_id=owner)
 
     @extend_schema(tags=TAGS, summary="List webhook endpoints")
     def get(self, request, *args, **kwargs):
@@ -95,8 +130,9 @@ class EndpointListCreate(generics.ListAPIView):
     )
     def post(self, request, *args, **kwargs):
         data = _valid(EndpointCreateInput, request.data)
+        check_event_scopes(request, data.get("event_types", ()))
         try:
-            created = services.endpoint_create(**data)
+            created = services.endpoint_create(**data, owner_key_id=owner_of(request))
         except services.InvalidEndpoint as exc:
             raise _invalid(exc) from exc
         body = {**EndpointOutput(created.endpoint).data, "secret": created.secret}
@@ -114,7 +150,7 @@ class EndpointDetail(IdsInRange, APIView):
 
     @extend_schema(tags=TAGS, summary="Get a webhook endpoint", responses={200: EndpointOutput})
     def get(self, request, pk: int, **kwargs):
-        return Response(EndpointOutput(_endpoint(pk)).data)
+        return Response(EndpointOutput(_endpoint(pk, request)).data)
 
     @extend_schema(
         tags=TAGS,
@@ -125,6 +161,8 @@ class EndpointDetail(IdsInRange, APIView):
     )
     def patch(self, request, pk: int, **kwargs):
         data = _valid(EndpointUpdateInput, request.data)
+        current = _endpoint(pk, request)
+        check_event_scopes(request, data.get("event_types", current.event_types))
         try:
             endpoint = services.endpoint_update(endpoint_id=pk, **data)
         except services.EndpointNotFound:
@@ -140,6 +178,7 @@ class EndpointDetail(IdsInRange, APIView):
         responses={204: OpenApiResponse(description="Deleted.")},
     )
     def delete(self, request, pk: int, **kwargs):
+        _endpoint(pk, request)
         try:
             services.endpoint_delete(endpoint_id=pk)
         except services.EndpointNotFound:
@@ -160,6 +199,7 @@ class EndpointRotateSecret(IdsInRange, APIView):
     )
     def post(self, request, pk: int, **kwargs):
         data = _valid(RotateSecretInput, request.data)
+        _endpoint(pk, request)
         try:
             rotated = services.endpoint_rotate_secret(endpoint_id=pk, grace_seconds=data.get("grace_seconds"))
         except services.EndpointNotFound:
@@ -178,6 +218,7 @@ class EndpointEnable(IdsInRange, APIView):
         responses={200: EndpointOutput},
     )
     def post(self, request, pk: int, **kwargs):
+        _endpoint(pk, request)
         try:
             endpoint = services.endpoint_enable(endpoint_id=pk)
         except services.EndpointNotFound:
@@ -197,6 +238,7 @@ class EndpointPing(IdsInRange, APIView):
         responses={202: MessageOutput},
     )
     def post(self, request, pk: int, **kwargs):
+        _endpoint(pk, request)
         try:
             message = services.endpoint_ping(endpoint_id=pk)
         except services.EndpointNotFound:
@@ -232,7 +274,7 @@ class EndpointMessages(IdsInRange, generics.ListAPIView):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # the schema generator
             return Message.objects.none()
-        _endpoint(self.kwargs["pk"])
+        _endpoint(self.kwargs["pk"], self.request)
         return Message.objects.filter(endpoint_id=self.kwargs["pk"])
 
     @extend_schema(tags=TAGS, summary="List an endpoint's messages", description=ORDERING_NOTE)
@@ -249,6 +291,7 @@ class MessageAttempts(IdsInRange, generics.ListAPIView):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return Attempt.objects.none()
+        _endpoint(self.kwargs["pk"], self.request)
         if not Message.objects.filter(pk=self.kwargs["message_id"], endpoint_id=self.kwargs["pk"]).exists():
             raise exceptions.NotFound("No such message of this webhook endpoint.")
         return Attempt.objects.filter(message_id=self.kwargs["message_id"])
@@ -270,6 +313,7 @@ class MessageReplay(IdsInRange, APIView):
         responses={202: MessageOutput},
     )
     def post(self, request, pk: int, message_id: int, **kwargs):
+        _endpoint(pk, request)
         if not Message.objects.filter(pk=message_id, endpoint_id=pk).exists():
             raise exceptions.NotFound("No such message of this webhook endpoint.")
         try:
