@@ -10,6 +10,7 @@ once and refunds can never exceed what was captured (the database checks that to
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -192,7 +193,7 @@ def payment_authorize(
             raise
         if (existing.reference, existing.amount, existing.currency) != (reference, amount, currency):
             raise IdempotencyConflict(idempotency_key) from None
-        return _info(existing)
+        return _info(_started(existing))
 
     try:  # no database lock is held while the gateway is talking
         started = chosen.start(
@@ -213,6 +214,20 @@ def payment_authorize(
         redirect_url=started.redirect_url, gateway_reference=started.gateway_reference
     )
     return _info(payment)
+
+
+START_WAIT_SECONDS = 15.0  # longer than a gateway's answer to "start a payment" takes (its timeout is 10 s)
+
+
+def _started(payment: Payment) -> Payment:
+    """The same payment asked for again while the first request is still talking to the gateway (a double
+    click): wait until that request has saved where the customer pays, or failed, so that this one too sends the
+    customer to the gateway's page, not to a return page that waits for a payment nobody can make."""
+    deadline = time.monotonic() + START_WAIT_SECONDS
+    while payment.status == Status.PENDING and not payment.gateway_reference and time.monotonic() < deadline:
+        time.sleep(0.05)
+        payment = Payment.objects.get(pk=payment.pk)
+    return payment
 
 
 def _fail(payment: Payment, code: str) -> None:

@@ -23,6 +23,7 @@ from shop.cart_views import cart_storage
 from shop.checkout_forms import CheckoutForm
 
 SESSION_KEY = "checkout"
+PLACED_KEY = "checkout_placed"  # the order this session's checkout placed last: its confirmation empties the cart
 
 
 def _no_store(response: HttpResponse) -> HttpResponse:
@@ -105,6 +106,7 @@ def place(request: HttpRequest) -> HttpResponse:
         )  # fmt: skip
     except services.CheckoutError as error:
         return _refused(request, error)
+    request.session[PLACED_KEY] = started.order_number
     return redirect(started.next_url)
 
 
@@ -116,9 +118,12 @@ def payment_return(request: HttpRequest, number: str) -> HttpResponse:
         outcome = services.checkout_return(number=number, user_id=_user_id(request), access_token=token)
     except services.OrderNotFound:
         raise Http404("No such order") from None
-    if outcome.paid:
+    if outcome.paid and request.session.get(PLACED_KEY) == number:
+        # Only the confirmation of the order this cart became empties it: opening an older order's confirmation
+        # (a link in an email, the browser's history) leaves the customer's current cart alone.
         cart.clear(cart_storage(request))
         request.session.pop(SESSION_KEY, None)
+        request.session.pop(PLACED_KEY, None)
     context = {"order": outcome.order, "payment": outcome.payment, "state": outcome.state, "token": token or ""}
     return _no_store(render(request, "shop/checkout_return.html", context))
 

@@ -238,3 +238,19 @@ def test_the_checkout_service_places_once_per_token_and_reports_the_outcome(lamp
     assert (outcome.state, outcome.order.status, outcome.payment.status) == ("pending", "pending_payment", "pending")
     with pytest.raises(services.OrderNotFound):
         services.checkout_return(number=first.order_number, user_id=None, access_token="wrong")
+
+
+def test_opening_an_older_orders_confirmation_leaves_the_current_cart_alone(
+    client, lamp, django_capture_on_commit_callbacks
+):
+    token = to_review(client, lamp)
+    with django_capture_on_commit_callbacks(execute=True):
+        location = client.post("/checkout/place/", {"token": token})["Location"]
+        back = pay_on_gateway(client, location, "4242424242424242")
+    assert "Thank you! Your order is confirmed." in client.get(back).content.decode()
+    assert client.get("/cart/").context["cart"].lines == ()
+
+    client.post("/cart/add", {"variant": lamp.pk, "quantity": "1"})  # the next purchase, under way
+    page = client.get(back).content.decode()  # the first order's confirmation, from the email or the history
+    assert "Thank you! Your order is confirmed." in page
+    assert len(client.get("/cart/").context["cart"].lines) == 1, "the new cart is still there"

@@ -358,3 +358,63 @@ def test_admin_refund_and_void_go_through_the_services(client, monkeypatch):
     response = client.post(url, {"action": "void_authorisation", "_selected_action": [payment.id]}, follow=True)
     assert "cannot be voided" in response.content.decode()
     assert client.get(f"{url}{payment.id}/change/").status_code == 200
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_pressing_pay_five_times_at_once_pays_the_charge_once_and_notifies_once(monkeypatch):
+    """As a real gateway: one charge is paid once, whatever the browser sends."""
+    from django.test import Client
+
+    payment = start(reference="ORD-5X")
+    sent = []
+    monkeypatch.setattr("payments.views.test_gateway_notify.delay", lambda charge_id: sent.append(charge_id))
+    barrier = threading.Barrier(5)
+    answers = []
+
+    def press() -> None:
+        client = Client()
+        barrier.wait()
+        answers.append(client.post(payment.redirect_url, {"card_number": "4242424242424242"}).status_code)
+        connections.close_all()
+
+    threads = [threading.Thread(target=press) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == [302] * 5, "every press goes back to the shop"
+    assert len(sent) == 1, "one notification"
+    assert TestGatewayCharge.objects.get(token=Payment.objects.get(pk=payment.id).gateway_reference).status == (
+        "authorized"
+    )
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_second_press_while_the_first_is_still_at_the_gateway_gets_the_gateways_page(monkeypatch):
+    """Five presses of "Place order": one payment is started; every press, even one that arrives while the first
+    is still waiting for the gateway, is sent to the gateway's page (not to a return page that waits forever)."""
+    real_start = TestGateway.start
+
+    def slow_start(self, **kwargs):
+        time.sleep(0.5)  # the gateway takes its time to answer the first press
+        return real_start(self, **kwargs)
+
+    monkeypatch.setattr(TestGateway, "start", slow_start)
+    barrier = threading.Barrier(5)
+    urls = []
+
+    def press() -> None:
+        barrier.wait()
+        urls.append(start(reference="ORD-DBL").redirect_url)
+        connections.close_all()
+
+    threads = [threading.Thread(target=press) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert Payment.objects.count() == 1
+    assert len(set(urls)) == 1
+    assert urls[0].startswith("/payments/test-gateway/pay/")

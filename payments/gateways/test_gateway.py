@@ -150,13 +150,23 @@ class TestGateway(Gateway):
 
     # ---------------------------------------------------------------- the customer pays on the hosted page
 
-    def pay(self, charge: TestGatewayCharge, card_number: str) -> str:
-        """Decide the card's outcome; returns it ("authorized", "declined" or "timeout")."""
+    def pay(self, charge: TestGatewayCharge, card_number: str) -> str | None:
+        """Decide the card's outcome; returns it ("authorized", "declined" or "timeout"), or None if the charge
+        was paid already: as a real gateway, one charge is paid once, however often its form is sent (the
+        conditional update lets one of several presses of "Pay" at once through)."""
         outcome, code = CARDS.get(card_number, ("declined", "card_declined"))
-        charge.status, charge.decline_code, charge.card_last4 = outcome, code, card_number[-4:]
+        operations = dict(charge.operations or {})
         if card_number == SLOW_CAPTURE_CARD:
-            charge.operations[SLOW] = True
-        charge.save(update_fields=["status", "decline_code", "card_last4", "operations"])
+            operations[SLOW] = True
+        paid = TestGatewayCharge.objects.filter(pk=charge.pk, status="created").update(
+            status=outcome, decline_code=code, card_last4=card_number[-4:], operations=operations
+        )
+        if not paid:
+            charge.refresh_from_db()
+            return None
+        charge.status, charge.decline_code, charge.card_last4, charge.operations = (
+            outcome, code, card_number[-4:], operations
+        )  # fmt: skip
         return outcome
 
     def notification(self, charge: TestGatewayCharge) -> tuple[bytes, dict[str, str]]:
