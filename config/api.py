@@ -149,6 +149,9 @@ def bearer_token(request: HttpRequest) -> str | None:
     return token.strip()
 
 
+RECENT_FAILURES: dict[str, float] = {}  # address -> until when this process checks its bucket first
+
+
 class ApiKeyAuthentication(BaseAuthentication):
     def authenticate(self, request):
         token = bearer_token(request)
@@ -156,17 +159,24 @@ class ApiKeyAuthentication(BaseAuthentication):
             if request.META.get("HTTP_AUTHORIZATION"):
                 raise exceptions.AuthenticationFailed("Send the API key as: Authorization: Bearer <key>.")
             return None
-        # Guessing keys costs a token of the caller's address's bucket (a tenth of a key's), before any lookup.
+        # Guessing keys costs a token of the caller's address's bucket (a tenth of a key's). An address that sent
+        # a wrong key in the last minute (this process remembers it) is checked before any lookup, so a guesser
+        # whose bucket is empty costs no query; a clean address pays nothing for the check.
         ip = request.META.get("REMOTE_ADDR", "")
-        allowed, wait = BUCKETS.take(f"auth-ip:{ip}", rate=settings.API_THROTTLE_RATE / 10,
-                                     burst=max(1, settings.API_THROTTLE_BURST // 10), peek=True)  # fmt: skip
-        if not allowed:
-            raise exceptions.Throttled(wait=max(1, math.ceil(wait)))
+        bucket = {"rate": settings.API_THROTTLE_RATE / 10, "burst": max(1, settings.API_THROTTLE_BURST // 10)}
+        if RECENT_FAILURES.get(ip, 0.0) > time.monotonic():
+            allowed, wait = BUCKETS.take(f"auth-ip:{ip}", peek=True, **bucket)
+            if not allowed:
+                raise exceptions.Throttled(wait=max(1, math.ceil(wait)))
         try:
             key = api_key_authenticate(token=token)
         except ApiKeyInvalid as exc:
-            BUCKETS.take(f"auth-ip:{ip}", rate=settings.API_THROTTLE_RATE / 10,
-                         burst=max(1, settings.API_THROTTLE_BURST // 10))  # fmt: skip
+            RECENT_FAILURES[ip] = time.monotonic() + 60
+            if len(RECENT_FAILURES) > 10_000:
+                RECENT_FAILURES.clear()
+            allowed, wait = BUCKETS.take(f"auth-ip:{ip}", **bucket)
+            if not allowed:
+                raise exceptions.Throttled(wait=max(1, math.ceil(wait))) from exc
             raise exceptions.AuthenticationFailed(str(exc)) from exc
         return ApiClient(key), key
 
