@@ -17,10 +17,11 @@ from orders.events import OrderPaid, ShipmentShipped
 from payments.events import PaymentAuthorized, PaymentCaptured, PaymentFailed, PaymentRefunded, PaymentVoided
 
 
-# Inline: the order turns paid (or is cancelled) in the process that learned the payment's outcome, right after
-# that commit, so the customer coming back from the gateway sees the confirmation at once. The outbox and its
-# sweep still guarantee delivery if this fails; the email goes to a worker. Both are idempotent by the order's own
-# state (under a row lock, only a pending order moves), so the bus keeps no record of them. So is the email: the
+# Inline: the order turns paid (or records the failure) in the process that learned the payment's outcome, right
+# after that commit, so the customer coming back from the gateway sees the confirmation (or "Pay again") at once.
+# The outbox and its sweep still guarantee delivery if this fails; the email goes to a worker. Both are idempotent
+# by the order's own state (under a row lock, only a pending order moves; a failure is recorded once per attempt),
+# so the bus keeps no record of them. So is the email: the
 # claim on the order's confirmation_sent_at lets one delivery send it.
 @subscribe(PaymentAuthorized, mode=INLINE, idempotent=True)
 def mark_order_paid(event: PaymentAuthorized) -> None:
@@ -28,9 +29,11 @@ def mark_order_paid(event: PaymentAuthorized) -> None:
         services.order_mark_paid(number=event.reference, payment_id=event.payment_id)
 
 
-@subscribe(PaymentFailed, mode=INLINE, idempotent=True)
-def cancel_unpaid_order(event: PaymentFailed) -> None:
-    services.order_payment_failed(number=event.reference, message=event.message)
+# The consumer keeps its first name (a key in the outbox's deliveries), though it no longer cancels: a failed payment
+# leaves the order awaiting payment, the customer may pay again, and the reservation's expiry ends it otherwise.
+@subscribe(PaymentFailed, mode=INLINE, idempotent=True, key="orders.cancel_unpaid_order")
+def note_payment_failure(event: PaymentFailed) -> None:
+    services.order_payment_failed(number=event.reference, message=event.message, payment_id=event.payment_id)
 
 
 @subscribe(ReservationFailed, mode=INLINE, idempotent=True)

@@ -37,6 +37,12 @@ class Order(models.Model):
     shipping_address = models.JSONField()
     reservation_key = models.CharField(max_length=255)
     payment_id = models.BigIntegerField(null=True, blank=True, help_text="The payment's id in payments.")
+    payment_attempt = models.PositiveSmallIntegerField(
+        default=1, help_text='Which attempt at paying payment_id is: 1 at checkout, one more per "Pay again".'
+    )
+    payment_failure = models.CharField(
+        max_length=300, blank=True, help_text="Why the current attempt's payment failed, in the customer's words."
+    )
     idempotency_key = models.CharField(max_length=255, unique=True)
     access_token = models.CharField(max_length=64, help_text="Lets a guest open their order from the email.")
     confirmation_sent_at = models.DateTimeField(null=True, blank=True)

@@ -209,10 +209,22 @@ class OrderInfo:
     shipments: tuple[ShipmentInfo, ...] = ()
     returns: tuple[ReturnInfo, ...] = ()
     amount_refunded: Decimal = Decimal(0)
+    payment_attempt: int = 1  # 1 at checkout, one more per "Pay again"
+    payment_failure: str = ""  # why the current attempt failed, in the customer's words; empty otherwise
 
     @property
     def can_cancel(self) -> bool:
         return self.status in CANCELLABLE
+
+    @property
+    def payment_failed(self) -> bool:
+        """Still awaiting payment after its current attempt failed: the customer may pay again."""
+        return self.status == Status.PENDING_PAYMENT and bool(self.payment_failure)
+
+    @property
+    def next_attempt(self) -> int:
+        """The attempt a "Pay again" form shown now starts."""
+        return self.payment_attempt + 1
 
 
 def _info(order: Order, lines: Iterable[OrderLine] | None = None, history: Iterable[StatusChange] | None = None
@@ -236,7 +248,7 @@ def _info(order: Order, lines: Iterable[OrderLine] | None = None, history: Itera
         order.pk, order.number, order.user_id, order.email, order.status, Status(order.status).label, order.currency,
         order.subtotal, order.shipping, order.tax, order.total, order.prices_include_tax, order.shipping_method,
         order.shipping_address, order.payment_id, order.access_token, order.created_at, lines, history, shipments,
-        rets, order.amount_refunded,
+        rets, order.amount_refunded, order.payment_attempt, order.payment_failure,
     )  # fmt: skip
 
 
@@ -359,8 +371,30 @@ def _create(number: str, idempotency_key: str, quote: Quote, shipping_address: d
 
 
 def order_attach_payment(*, number: str, payment_id: int) -> None:
+    """The checkout's first payment for the order (attempt 1). Later attempts go through order_payment_retry."""
     Order.objects.filter(number=number, payment_id__isnull=True).update(payment_id=payment_id,
                                                                        updated_at=timezone.now())  # fmt: skip
+
+
+def order_payment_retry(*, number: str, attempt: int, payment_id: int, actor: str) -> None:
+    """The customer pays again for an order still awaiting payment (its payment failed, or they left the gateway's
+    page): the order now waits for payment `payment_id`, which is attempt number `attempt`, the one after the
+    current, and its history says so. The same attempt with the same payment again (a second press of "Pay
+    again", the form sent twice) changes nothing. Raises IllegalTransition when the order is no longer awaiting
+    payment (an earlier attempt went through, or it expired meanwhile) or `attempt` is not the next one;
+    OrderNotFound."""
+    with atomic(module="orders"):
+        order = _locked(number)
+        if (order.payment_attempt, order.payment_id) == (attempt, payment_id):
+            return
+        if order.status != Status.PENDING_PAYMENT:
+            raise IllegalTransition("This order is no longer awaiting payment.")
+        if attempt != order.payment_attempt + 1:
+            raise IllegalTransition("This page was out of date: the payment was started again already.")
+        StatusChange.objects.create(order=order, from_status=order.status, to_status=order.status, actor=actor,
+                                    note=f"Payment attempt {attempt} started")  # fmt: skip
+        order.payment_id, order.payment_attempt, order.payment_failure = payment_id, attempt, ""
+        order.save(update_fields=["payment_id", "payment_attempt", "payment_failure", "updated_at"])
 
 
 def order_payment_changed(*, number: str) -> None:
@@ -391,18 +425,31 @@ def _cancel(order: Order, actor: str, note: str, reason: str, release_stock: boo
 
 
 def order_mark_paid(*, number: str, payment_id: int) -> None:
-    """The payment went through: the order is paid and catalog is asked to sell its reserved stock. Idempotent.
+    """A payment for the order went through: the order is paid and catalog is asked to sell its reserved stock.
+    Idempotent.
 
-    Paid after it was cancelled (it expired while the customer paid): the payment is voided instead."""
+    The first payment authorised for an order awaiting payment pays it, whichever attempt it was (an earlier one
+    the customer finished late, in another tab, after pressing "Pay again"): the order then points at it. Any other
+    payment authorised for the order later (the other attempt, finished too) is voided, so the customer is never
+    charged twice. Paid after it was cancelled (it expired while the customer paid): the payment is voided."""
     with atomic(module="orders"):
         order = _locked(number)
-        if order.status == Status.CANCELLED and order.payment_id in (None, payment_id):
-            publish(CancelPayment(payment_id=payment_id, idempotency_key=f"{number}:cancel"))
-            return
         if order.status != Status.PENDING_PAYMENT:
+            if order.payment_id == payment_id and order.status != Status.CANCELLED:
+                return  # its own payment, reported again
+            current = order.payment_id in (None, payment_id)
+            key = f"{number}:cancel" if current else f"{number}:cancel:{payment_id}"  # one void per payment
+            publish(CancelPayment(payment_id=payment_id, idempotency_key=key))
+            if not current and order.status != Status.CANCELLED:
+                note = f"Payment {payment_id} of another attempt went through too late; it is voided"
+                if not order.history.filter(note=note).exists():  # the report may come twice
+                    StatusChange.objects.create(order=order, from_status=order.status, to_status=order.status,
+                                                actor="system", note=note)  # fmt: skip
             return
-        order.payment_id = payment_id
-        _transition(order, Status.PAID, "system", "Payment authorised", also=("payment_id",))
+        earlier = order.payment_id not in (None, payment_id)
+        order.payment_id, order.payment_failure = payment_id, ""
+        note = "Payment authorised (an earlier attempt)" if earlier else "Payment authorised"
+        _transition(order, Status.PAID, "system", note, also=("payment_id", "payment_failure"))
         # The stock is sold first (inline, with its compensation if the goods are gone), then OrderPaid goes out:
         # the confirmation it sends finds the order cancelled if it was sold out.
         publish(CommitReservation(key=order.reservation_key, reference=number))
@@ -420,13 +467,22 @@ def order_stock_lost(*, number: str) -> None:
         _cancel(order, "system", "Sold out while the payment was made; not charged", "sold_out", release_stock=False)
 
 
-def order_payment_failed(*, number: str, message: str) -> None:
-    """The payment failed: the order is cancelled and its stock released at once. Idempotent."""
+def order_payment_failed(*, number: str, message: str, payment_id: int | None = None) -> None:
+    """The payment of the order's current attempt failed: the order stays awaiting payment, with its stock held,
+    and the history and the order's pages say why, so that the customer can pay again (order_payment_retry). The
+    reservation's expiry (orders_expire_unpaid) still cancels it if they do not. A failure of an earlier attempt's
+    payment changes nothing. Idempotent: recorded once per attempt."""
     with atomic(module="orders"):
         order = unique(Order.objects.select_for_update().filter(number=number))
-        if order is None or order.status != Status.PENDING_PAYMENT:
+        if order is None or order.status != Status.PENDING_PAYMENT or order.payment_failure:
             return
-        _cancel(order, "system", f"Payment failed: {message}", "payment_failed")
+        if payment_id is not None and order.payment_id not in (None, payment_id):
+            return  # an earlier attempt's payment: the current one stands
+        StatusChange.objects.create(order=order, from_status=order.status, to_status=order.status, actor="system",
+                                    note=f"Payment failed: {message}"[:300])  # fmt: skip
+        order.payment_id = order.payment_id or payment_id
+        order.payment_failure = message[:300] or "The payment did not go through."
+        order.save(update_fields=["payment_id", "payment_failure", "updated_at"])
 
 
 def order_cancel(*, number: str, actor: str, user_id: int | None = None, access_token: str | None = None) -> OrderInfo:
@@ -561,6 +617,7 @@ __all__ = [
     "order_payment_changed",
     "order_payment_failed",
     "order_payment_refunded",
+    "order_payment_retry",
     "order_place",
     "order_quote",
     "order_refund",

@@ -98,15 +98,20 @@ def test_paid_order_sells_its_stock_and_is_confirmed_once(kettle, django_capture
     assert len(mail.outbox) == 1, "exactly one confirmation per order"
 
 
-def test_failed_payment_cancels_the_order_and_releases_stock_at_once(kettle, django_capture_on_commit_callbacks):
+def test_failed_payment_keeps_the_order_awaiting_payment_until_it_expires(kettle, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         order = place(kettle, 2)
     with django_capture_on_commit_callbacks(execute=True):
         pay(order, "4000000000000002")
     info = services.order_find(number=order.number)
-    assert info.status == "cancelled"
-    assert "Your card was declined" in info.history[-1].note
-    assert stock(kettle) == (5, 0)
+    assert info.status == "pending_payment", "the customer may pay again"
+    assert info.payment_failed
+    assert info.history[-1].note.startswith("Payment failed: Your card was declined")
+    assert stock(kettle) == (5, 2), "still held"
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.orders_expire_unpaid(older_than_minutes=-1) == 1
+    assert services.order_find(number=order.number).status == "cancelled"
+    assert stock(kettle) == (5, 0), "released when the reservation expires"
 
 
 def test_illegal_transitions_are_refused_and_history_says_who_and_when(kettle):
