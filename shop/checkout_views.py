@@ -1,4 +1,5 @@
-"""Checkout pages: details, review, place the order, come back from the gateway; and the customer's order pages.
+"""Checkout pages: details, review, place the order, come back from the gateway, pay again; and the customer's
+order pages.
 
 Thin views: they read the form and the session, call shop.services (where the checkout process is) and render or
 redirect. A second click on "Place order" (same form token) gives the same order and payment.
@@ -14,6 +15,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
+from django.utils.http import urlencode
 from django.views.decorators.http import require_http_methods, require_POST
 
 from orders import services as orders
@@ -124,8 +126,31 @@ def payment_return(request: HttpRequest, number: str) -> HttpResponse:
         cart.clear(cart_storage(request))
         request.session.pop(SESSION_KEY, None)
         request.session.pop(PLACED_KEY, None)
-    context = {"order": outcome.order, "payment": outcome.payment, "state": outcome.state, "token": token or ""}
+    state = outcome.state
+    if state == "pending" and request.GET.get("cancelled"):
+        state = "left"  # back through the gateway's "Cancel and return to the shop": nothing to wait for
+    context = {"order": outcome.order, "payment": outcome.payment, "state": state, "token": token or ""}
     return _no_store(render(request, "shop/checkout_return.html", context))
+
+
+@require_POST
+def pay_again(request: HttpRequest, number: str) -> HttpResponse:
+    """The "Pay again" button of the return page and the order's pages: a new payment for the same order, on the
+    gateway's page. Guests send their access token (t); anybody else's order is a 404."""
+    token = request.POST.get("t") or None
+    raw = request.POST.get("attempt", "")
+    try:
+        started = services.checkout_pay_again(
+            number=number, attempt=int(raw) if raw.isdigit() and len(raw) < 5 else 0, user_id=_user_id(request),
+            access_token=token, site_url=f"{request.scheme}://{request.get_host()}",
+        )  # fmt: skip
+    except services.OrderNotFound:
+        raise Http404("No such order") from None
+    except services.CheckoutError as error:
+        messages.error(request, str(error))
+        target = reverse("shop:checkout-return", args=[number])
+        return redirect(f"{target}?{urlencode({'t': token})}" if token else target)
+    return redirect(started.next_url)
 
 
 @login_required

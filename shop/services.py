@@ -4,11 +4,14 @@ and out).
     quote = checkout_quote(lines=[(variant_id, 2)], shipping_method="standard")
     started = checkout_place(token=..., review_token=..., details=..., lines=..., user_id=..., site_url=...)
     outcome = checkout_return(number=started.order_number, user_id=..., access_token=started.access_token)
+    again = checkout_pay_again(number=..., attempt=outcome.order.next_attempt, user_id=..., access_token=...,
+                               site_url=...)
 
 The process is shop's; the rules are the services': catalog holds the stock, orders prices and keeps the order,
 payments talks to the gateway. Each of them opens its own transaction, so the checkout opens none around them (one
 module, one transaction). Placing is idempotent by the review form's one-time token: a second "Place order" with
-the same token finds the same order and the same payment.
+the same token finds the same order and the same payment. Paying again after a refusal starts a new payment for
+the same order, idempotent by the attempt's number: "<order number>:attempt:<n>".
 
 Refusals are CheckoutError subclasses whose message is meant for the customer.
 """
@@ -48,9 +51,11 @@ __all__ = [
     "CheckoutStarted",
     "CheckoutState",
     "OrderNotFound",
+    "PayAgainRefused",
     "PaymentNotStarted",
     "ReviewOutOfDate",
     "checkout_options",
+    "checkout_pay_again",
     "checkout_place",
     "checkout_quote",
     "checkout_return",
@@ -79,6 +84,11 @@ class PaymentNotStarted(CheckoutError):
 
 class OrderNotFound(CheckoutError):
     """No such order for this customer (or this guest's access token)."""
+
+
+class PayAgainRefused(CheckoutError):
+    """The order cannot be paid again: it is paid (or its payment is going through), cancelled, or the page that
+    asked was out of date. Its return page says where it stands."""
 
 
 @dataclass(frozen=True)
@@ -175,7 +185,7 @@ def checkout_place(
             raise CartUnavailable(f"{exc} Your cart is unchanged; please adjust it.") from exc
         except (orders.EmptyBasket, orders.UnavailableItem) as exc:
             raise CartUnavailable(str(exc)) from exc
-    return_url = site_url + reverse("shop:checkout-return", args=[order.number]) + f"?t={order.access_token}"
+    return_url = _return_url(order, site_url)
     try:
         payment = payment_authorize(
             reference=order.number, amount=order.total, currency=order.currency, idempotency_key=key,
@@ -187,17 +197,70 @@ def checkout_place(
             f"We could not start the payment ({exc}). Nothing was charged; please try again."
         ) from exc
     orders.order_attach_payment(number=order.number, payment_id=payment.id)
+    return _started(order, payment, return_url)
+
+
+def _return_url(order: OrderInfo, site_url: str) -> str:
+    return site_url + reverse("shop:checkout-return", args=[order.number]) + f"?t={order.access_token}"
+
+
+def _started(order: OrderInfo, payment: PaymentInfo, return_url: str) -> CheckoutStarted:
     failed = payment.status == PaymentStatus.FAILED
+    if failed:  # refused at once (the gateway unreachable): say so on the order, whether or not its event ran yet
+        orders.order_payment_failed(number=order.number, message=payment.customer_message, payment_id=payment.id)
     next_url = return_url if failed or not payment.redirect_url else payment.redirect_url
     return CheckoutStarted(
         order_number=order.number, access_token=order.access_token, return_url=return_url, next_url=next_url
     )
 
 
+def checkout_pay_again(
+    *, number: str, attempt: int, user_id: int | None, access_token: str | None, site_url: str
+) -> CheckoutStarted:
+    """Start a new payment for the same order, still awaiting payment (its payment failed, or the customer left the
+    gateway's page), with the same or another card: the order number, its lines and its held stock stay.
+
+    attempt: the number the "Pay again" form was shown for (OrderInfo.next_attempt). It keys the payment
+    ("<number>:attempt:<attempt>"), so two presses at once, or the form sent again, start one payment. A new
+    attempt is refused while the current payment is authorised (the order is being paid); an earlier attempt that
+    still goes through pays the order, and orders voids whichever other payment is authorised after it. Raises
+    OrderNotFound (not this customer's, or a wrong access token), PayAgainRefused, PaymentNotStarted."""
+    try:
+        order = orders.order_get(number=number, user_id=user_id, access_token=access_token, history=False)
+    except orders.OrderNotFound:
+        raise OrderNotFound("No such order") from None
+    if order.status != OrderStatus.PENDING_PAYMENT:
+        raise PayAgainRefused("This order is no longer awaiting payment.")
+    if attempt < 2 or attempt not in (order.payment_attempt, order.next_attempt):
+        raise PayAgainRefused("This page was out of date. Here is where your order stands.")
+    if attempt == order.next_attempt and order.payment_id:
+        current = payment_refresh(payment_id=order.payment_id)  # asks the gateway while it is pending
+        if current.status not in (PaymentStatus.PENDING, PaymentStatus.FAILED):
+            raise PayAgainRefused("Your payment went through: there is nothing more to pay.")
+    return_url = _return_url(order, site_url)
+    try:
+        payment = payment_authorize(
+            reference=order.number, amount=order.total, currency=order.currency,
+            idempotency_key=f"{order.number}:attempt:{attempt}", return_url=return_url,
+            notify_url=site_url + reverse("payments:notify", args=[settings.PAYMENTS_GATEWAY]),
+        )  # fmt: skip
+    except (PaymentError, GatewayUnavailable) as exc:
+        raise PaymentNotStarted(
+            f"We could not start the payment ({exc}). Nothing was charged; please try again."
+        ) from exc
+    actor = f"customer:{user_id}" if user_id is not None else "guest"
+    try:
+        orders.order_payment_retry(number=order.number, attempt=attempt, payment_id=payment.id, actor=actor)
+    except orders.IllegalTransition as exc:  # paid by the earlier attempt, or expired, meanwhile
+        raise PayAgainRefused(str(exc)) from None
+    return _started(order, payment, return_url)
+
+
 def checkout_return(*, number: str, user_id: int | None, access_token: str | None) -> CheckoutOutcome:
     """The customer is back from the gateway: while the payment is pending, ask the gateway for its outcome (which
-    moves the order on), then say where the order stands: paid (confirmed), failed (the payment was refused),
-    cancelled, or pending (still confirming)."""
+    moves the order on), then say where the order stands: paid (confirmed), failed (the current attempt's payment
+    was refused; the order still awaits payment and may be paid again), cancelled (by the customer, or its
+    reservation expired), or pending (still confirming)."""
     try:
         order = orders.order_get(number=number, user_id=user_id, access_token=access_token, history=False)
     except orders.OrderNotFound:
@@ -211,10 +274,10 @@ def checkout_return(*, number: str, user_id: int | None, access_token: str | Non
     state: CheckoutState
     if order.status not in undecided:
         state = "paid"
-    elif order.status == OrderStatus.CANCELLED and payment is not None and payment.status == PaymentStatus.FAILED:
-        state = "failed"
     elif order.status == OrderStatus.CANCELLED:
         state = "cancelled"
+    elif payment is not None and payment.status == PaymentStatus.FAILED:
+        state = "failed"
     else:
         state = "pending"
     return CheckoutOutcome(order=order, payment=payment, state=state)

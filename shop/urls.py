@@ -21,6 +21,7 @@ urlpatterns = [
     path("checkout/review/", checkout_views.review, name="checkout-review"),
     path("checkout/place/", checkout_views.place, name="checkout-place"),
     path("checkout/return/<str:number>/", checkout_views.payment_return, name="checkout-return"),
+    path("checkout/pay-again/<str:number>/", checkout_views.pay_again, name="checkout-pay-again"),
     path("orders/", checkout_views.order_history, name="orders"),
     path("orders/<str:number>/", checkout_views.order_detail, name="order"),
     path("orders/<str:number>/cancel/", checkout_views.order_cancel, name="order-cancel"),

@@ -75,9 +75,12 @@ def test_declined_card_shows_why_and_keeps_the_cart(client, lamp, django_capture
     page = client.get(back).content.decode()
     assert "Your card has insufficient funds." in page
     assert "Your cart is just as you left it." in page
+    assert "Pay again" in page
     assert len(client.get("/cart/").context["cart"].lines) == 1
-    assert StockItem.objects.get(variant=lamp).reserved == 0, "released at once"
-    assert Order.objects.get().status == "cancelled"
+    assert StockItem.objects.get(variant=lamp).reserved == 1, "held for paying again, until the reservation expires"
+    order = Order.objects.get()
+    assert (order.status, order.payment_failure) == ("pending_payment", "Your card has insufficient funds. Please "
+                                                                         "try another card.")  # fmt: skip
 
 
 def test_details_errors_keep_what_was_typed(client, lamp):
