@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -64,4 +66,13 @@ def test_gateway_pay(request: HttpRequest, token: str) -> HttpResponse:
     elif request.method == "POST":
         return redirect(charge.return_url)  # already paid: the browser sent the form twice
     cards = [(f"{n[:4]} {n[4:8]} {n[8:12]} {n[12:]}", outcome, code) for n, (outcome, code) in CARDS.items()]
-    return render(request, "payments/test_gateway.html", {"charge": charge, "error": error, "cards": cards})
+    context = {"charge": charge, "error": error, "cards": cards, "cancel_url": _cancel_url(charge.return_url)}
+    return render(request, "payments/test_gateway.html", context)
+
+
+def _cancel_url(return_url: str) -> str:
+    """Where "Cancel and return to the shop" leads, as on a real hosted page: the shop's return page for the
+    payment, told that the customer left without paying (the charge stays unpaid, and could still be paid)."""
+    parts = urlsplit(return_url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    return urlunsplit(parts._replace(query=urlencode([*query, ("cancelled", "1")])))
