@@ -229,8 +229,23 @@ def test_search_to_paid_order_and_a_declined_card_keeps_the_cart(live_server, pa
     expect(page.get_by_role("heading", name="Your payment did not go through")).to_be_visible()
     expect(page.get_by_role("alert")).to_contain_text("Your card was declined")
     page.screenshot(path=artifacts / "checkout-declined.png", full_page=True)
+    declined = page.locator("#order-number").inner_text()
     page.get_by_role("link", name="Back to your cart").click()
     expect(page.locator(".cart-line")).to_have_count(1)
+
+    # paying again for the same order, from the history: leaving the gateway's page once, then with a good card
+    page.get_by_role("link", name="Orders").click()
+    expect(page.get_by_text("Payment failed: Your card was declined.")).to_be_visible()
+    page.get_by_role("button", name="Pay again").click()
+    page.get_by_role("link", name="Cancel and return to the shop").click()
+    expect(page.get_by_role("heading", name="You left the payment page")).to_be_visible()
+    page.get_by_role("button", name="Pay again").click()
+    page.get_by_label("Card number").fill("4242 4242 4242 4242")
+    page.get_by_role("button", name="Pay").click()
+    expect(page.get_by_role("heading", name="Thank you! Your order is confirmed.")).to_be_visible()
+    expect(page.locator("#order-number")).to_have_text(declined)
+    page.screenshot(path=artifacts / "checkout-paid-again.png", full_page=True)
+    expect(page.locator("[data-cart-count]")).to_have_text("0")
 
 
 def _checkout(page, live_server) -> str:
