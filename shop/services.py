@@ -40,6 +40,7 @@ from payments.services import (
 
 CheckoutState = Literal["paid", "failed", "cancelled", "pending"]
 MAX_TOKEN_LENGTH = 64
+MAX_PAYMENT_ATTEMPTS = 10  # per order: each attempt opens a payment at the gateway
 
 __all__ = [
     "CartEmpty",
@@ -233,6 +234,10 @@ def checkout_pay_again(
         raise PayAgainRefused("This order is no longer awaiting payment.")
     if attempt < 2 or attempt not in (order.payment_attempt, order.next_attempt):
         raise PayAgainRefused("This page was out of date. Here is where your order stands.")
+    if attempt == order.next_attempt and order.payment_attempt >= MAX_PAYMENT_ATTEMPTS:
+        raise PayAgainRefused(
+            "This order has been tried too many times. Please contact us, or cancel it and order again."
+        )
     if attempt == order.next_attempt and order.payment_id:
         current = payment_refresh(payment_id=order.payment_id)  # asks the gateway while it is pending
         if current.status not in (PaymentStatus.PENDING, PaymentStatus.FAILED):

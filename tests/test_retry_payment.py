@@ -169,6 +169,10 @@ def test_an_out_of_date_pay_again_form_starts_nothing(client, lamp, django_captu
     assert first == again
     assert Payment.objects.count() == 2
     assert notes(Order.objects.get()).count("Payment attempt 2 started") == 1
+    Order.objects.update(payment_attempt=10)
+    response = pay_again(client, order, "11")
+    assert "tried too many times" in client.get(response["Location"]).content.decode()
+    assert Payment.objects.count() == 2, "at most 10 attempts per order"
 
 
 @pytest.mark.django_db
