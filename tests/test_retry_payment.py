@@ -234,7 +234,7 @@ def test_two_attempts_both_paid_keep_one_authorisation(client, lamp, django_capt
     assert order.payment_id == winner.pk
     assert (winner.status, loser.status) == ("authorized", "voided")
     assert Transaction.objects.filter(kind="void", result="success").get().payment_id == loser.pk
-    assert StatusChange.objects.filter(order=order, to_status="paid").count() == 1
+    assert StatusChange.objects.filter(order=order, from_status="pending_payment", to_status="paid").count() == 1
     assert stock(lamp) == (2, 0), "sold once"
     assert len([m for m in mail.outbox if "confirmed" in m.subject]) == 1
 
