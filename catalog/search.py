@@ -1,17 +1,18 @@
 """Product search. Private to catalog; catalog.listing (product_listing, product_suggest) and catalog.projection
 (which keeps the indexes in step) use it.
 
-Every word of the query must match, as a word, a prefix or any substring, or with a typo:
+Every word of the query must match, as a word, a prefix (on SQLite any substring) or, for typos, by being close
+to a word of the title (and, on SQLite, the brand): pg_trgm's trigram similarity of at least FUZZY_THRESHOLD.
 
-- PostgreSQL: full-text search over a weighted vector (title A, brand B, description C) with every word a prefix
-  (`blue:* & speak:*`), ranked with ts_rank, OR'd with trigram word similarity of the query with the title, so
-  that typos ("bluetoth speker") still find things. Both are served by GIN indexes (migration 0002).
+- PostgreSQL: full-text search over a weighted vector (title A, brand B, description C), each word a prefix
+  (`blue:*`), or each word trigram-close to the title (`%>`, its threshold set to FUZZY_THRESHOLD on every new
+  connection); ranked with ts_rank plus trigram word similarity of the whole text. Both are served by GIN
+  indexes (migration 0002).
 - SQLite 3.34+: an FTS5 table with the trigram tokenizer (catalog_product_fts, migration 0008; one row per active
-  product: title, brand, description) finds each word as a substring of any of the three (so prefixes too),
-  OR'd, for typos, with trigram closeness: one MATCH of all the query words' trigrams over title and brand gives
-  candidates (the best FUZZY_CANDIDATES by bm25), and a candidate matches when its words share at least
-  FUZZY_THRESHOLD of the query's trigrams (word_similarity below, after pg_trgm's). Words shorter than 3
-  letters, and SQLite older than 3.34, fall back to a substring test on the columns (no typos then).
+  product: title, brand, description) finds each word as a substring of any of the three. For typos, one MATCH
+  of all the query words' trigrams over title and brand gives candidates (the best FUZZY_CANDIDATES by bm25),
+  scored here per word (word_similarity). Words shorter than 3 letters, and SQLite older than 3.34, fall back
+  to a substring test on the columns (no typos then).
 
 "Did you mean": did_you_mean() replaces each query word that is neither a word of an active product's title or
 brand nor the start of one by the closest such word (difflib, ratio >= SUGGEST_CUTOFF). The vocabulary is cached
@@ -54,10 +55,11 @@ _FTS_CANDIDATES = (
 )
 _FTS_IDS = "SELECT rowid FROM catalog_product_fts WHERE catalog_product_fts MATCH %s"
 _FTS_DELETE = "DELETE FROM catalog_product_fts WHERE rowid IN (SELECT value FROM json_each(%s))"
+_PG_THRESHOLD = "SELECT set_config('pg_trgm.word_similarity_threshold', %s, false)"
 _FTS_INSERT = "INSERT INTO catalog_product_fts (rowid, title, brand, description) VALUES (%s, %s, %s, %s)"
 FTS_MIN_SQLITE = (3, 34, 0)  # the trigram tokenizer
 FUZZY_CANDIDATES = 500
-FUZZY_THRESHOLD = 0.6  # pg_trgm's word_similarity_threshold, which the %> operator uses
+FUZZY_THRESHOLD = 0.45  # per query word, on both databases (PostgreSQL: pg_trgm.word_similarity_threshold)
 VOCABULARY_CACHE_KEY = "catalog:search-vocabulary:v1"
 VOCABULARY_SECONDS = 600
 SUGGEST_CUTOFF = 0.75
@@ -107,77 +109,86 @@ def prepare(text: str) -> Match:
 def _postgres_match(words: list[str]) -> Match:
     cleaned = " ".join(words)
     prefixes = SearchQuery(" & ".join(f"{w}:*" for w in words), search_type="raw", config=CONFIG)
+    each = Q()
+    for w in words:  # each word a prefix of a lexeme, or close to a title word (its own threshold, below)
+        each &= Q(search_vector=SearchQuery(f"{w}:*", search_type="raw", config=CONFIG)) | Q(
+            title__trigram_word_similar=w
+        )
     return Match(
-        condition=Q(search_vector=prefixes) | Q(title__trigram_word_similar=cleaned),
+        condition=Q(search_vector=prefixes) | each,  # the first also when some words are stop words
         rank=SearchRank(F("search_vector"), prefixes) + TrigramWordSimilarity(cleaned, "title") * Value(0.5),
     )
 
 
-def word_similarity(words: list[str], own: set[str]) -> float:
-    """How much of the query's trigrams a text's words share: for each query word the trigrams it shares with
-    its closest word of the text, over all the query's trigrams (close to pg_trgm's word_similarity)."""
-    query = set().union(*(trigrams(w) for w in words))
-    if not query or not own:
-        return 0.0
-    own_trigrams = [trigrams(u) for u in own]
-    shared = sum(max(len(trigrams(w) & t) for t in own_trigrams) for w in words)
-    return min(1.0, shared / len(query))
+def set_trigram_threshold(sender, connection, **kwargs) -> None:
+    """connection_created: pg_trgm's %> (title__trigram_word_similar) at FUZZY_THRESHOLD, as on SQLite, rather
+    than its default 0.6, which misses "speker" for "speaker" (0.5)."""
+    if connection.vendor == "postgresql" and connection.alias == _alias():
+        with connection.cursor() as cursor:
+            cursor.execute(_PG_THRESHOLD, [str(FUZZY_THRESHOLD)])
 
 
-def _fuzzy(words: list[str]) -> dict[int, float]:
-    """The products whose title or brand is close to the query words (word_similarity >= FUZZY_THRESHOLD), with
-    that similarity: candidates from one FTS5 MATCH of the words' trigrams, the best by bm25, scored here."""
-    grams = sorted({w[i : i + 3] for w in words for i in range(len(w) - 2)})
+def word_similarity(word: str, own: set[str]) -> float:
+    """pg_trgm's similarity of a query word with its closest word of a text: shared trigrams over all of both."""
+    mine = trigrams(word)
+    best = 0.0
+    for other in own:
+        theirs = trigrams(other)
+        best = max(best, len(mine & theirs) / len(mine | theirs))
+    return best
+
+
+def _fuzzy(words: list[str]) -> dict[str, dict[int, float]]:
+    """For each query word of 3 or more letters, the products whose title or brand has a word close to it
+    (similarity >= FUZZY_THRESHOLD), with that similarity: candidates from one FTS5 MATCH of all the words'
+    trigrams, the best FUZZY_CANDIDATES by bm25, scored here."""
+    long_words = [w for w in words if len(w) >= 3]
+    found: dict[str, dict[int, float]] = {w: {} for w in long_words}
+    grams = sorted({w[i : i + 3] for w in long_words for i in range(len(w) - 2)})
     if not grams:
-        return {}
+        return found
     expression = "{title brand} : (" + " OR ".join(f'"{g}"' for g in grams) + ")"
     with connections[_alias()].cursor() as cursor:
         cursor.execute(_FTS_CANDIDATES, [expression, FUZZY_CANDIDATES])
         rows = cursor.fetchall()
-    found = {}
     for pk, title, brand in rows:
-        score = word_similarity(words, set(_WORD.findall(f"{title} {brand}".lower())))
-        if score >= FUZZY_THRESHOLD:
-            found[pk] = score
+        own = set(_WORD.findall(f"{title} {brand}".lower()))
+        for w in long_words:
+            score = word_similarity(w, own)
+            if score >= FUZZY_THRESHOLD:
+                found[w][pk] = score
     return found
 
 
 def _sqlite_match(words: list[str]) -> Match:
-    """Every word a substring of title, brand or description (FTS5), or the words close to the title's or
-    brand's (trigrams, for typos), as on PostgreSQL. Ranked: title 3, brand 2, description 1 per word, 3 more
-    for the whole text in the title, plus up to 2 for trigram closeness."""
+    """Every word a substring of title, brand or description (FTS5) or close to a word of the title or brand
+    (trigrams, for typos), as on PostgreSQL. Ranked per word: title 3, brand 2, a typo up to 2, description 1;
+    3 more for the whole text in the title."""
     cleaned = " ".join(words)
     fts = fts_available()
-    exact = Q()
-    for w in words:
-        if fts and len(w) >= 3:
-            exact &= Q(pk__in=RawSQL(_FTS_IDS, [f'"{w}"']))  # noqa: S611 (constant SQL, bound text)
-        else:
-            exact &= Q(title__icontains=w) | Q(brand_name__icontains=w) | Q(description__icontains=w)
-    close = _fuzzy(words) if fts else {}
-    condition = (exact | Q(pk__in=sorted(close))) if close else exact
-
-    scores: list[Expression] = [
-        Case(
-            When(title__icontains=w, then=Value(3.0)),
-            When(brand_name__icontains=w, then=Value(2.0)),
-            When(description__icontains=w, then=Value(1.0)),
-            default=Value(0.0),
-            output_field=FloatField(),
-        )
-        for w in words
-    ]
+    fuzzy = _fuzzy(words) if fts else {}
+    condition = Q()
+    scores: list[Expression] = []
     if len(words) > 1:
         scores.append(
             Case(When(title__icontains=cleaned, then=Value(3.0)), default=Value(0.0), output_field=FloatField())
         )
-    if close:  # in steps of 0.1, so that the SQL stays short
-        by_score: dict[float, list[int]] = defaultdict(list)
+    for w in words:
+        if fts and len(w) >= 3:
+            anywhere = Q(pk__in=RawSQL(_FTS_IDS, [f'"{w}"']))  # noqa: S611 (constant SQL, bound text)
+        else:
+            anywhere = Q(title__icontains=w) | Q(brand_name__icontains=w) | Q(description__icontains=w)
+        close = fuzzy.get(w, {})
+        condition &= (anywhere | Q(pk__in=sorted(close))) if close else anywhere
+        by_score: dict[float, list[int]] = defaultdict(list)  # in steps of 0.1, so that the SQL stays short
         for pk, score in close.items():
             by_score[round(2.0 * score, 1)].append(pk)
         scores.append(
             Case(
+                When(title__icontains=w, then=Value(3.0)),
+                When(brand_name__icontains=w, then=Value(2.0)),
                 *(When(pk__in=sorted(pks), then=Value(s)) for s, pks in sorted(by_score.items(), reverse=True)),
+                When(description__icontains=w, then=Value(1.0)),
                 default=Value(0.0),
                 output_field=FloatField(),
             )
