@@ -22,6 +22,7 @@ SORTS = {
 }
 MAX_OPTION_FILTERS = 3
 SEARCH_MAX_LENGTH = 200
+DID_YOU_MEAN_BELOW = 5  # a search finding fewer products than this suggests a spelling (ProductListing.did_you_mean)
 TREE_CACHE_KEY = "catalog:category-tree:v1"
 SIZE_ORDER = ["XXS", "XS", "S", "M", "L", "XL", "XXL", "3XL"]
 # Variant options are a JSON object, whose key order PostgreSQL does not keep: names are shown in this order.
@@ -282,6 +283,7 @@ class ProductListing:
     in_stock_count: int
     price_floor: Decimal | None
     price_ceiling: Decimal | None
+    did_you_mean: str = ""  # search only: the text with unknown words corrected, "" when there is none
 
     @property
     def has_previous(self) -> bool:

@@ -14,6 +14,7 @@ from django.db.models import Count, Exists, Max, Min, OuterRef, Q
 from catalog import search as _search
 from catalog.categories import category_tree
 from catalog.data import (
+    DID_YOU_MEAN_BELOW,
     SEARCH_MAX_LENGTH,
     SIZE_ORDER,
     Facet,
@@ -83,12 +84,16 @@ class _Filters:
         return self.base.filter(self.brand, self.price, self.stock, self.options_except())
 
 
-def _filters(query: ListingQuery, category_id: int | None, text: str | None) -> _Filters:
+def _match(text: str | None) -> _search.Match | None:
+    return _search.prepare(text[:SEARCH_MAX_LENGTH]) if text else None
+
+
+def _filters(query: ListingQuery, category_id: int | None, match: _search.Match | None) -> _Filters:
     base = Product.objects.filter(is_active=True)
     if category_id is not None:
         base = base.filter(category_id__in=category_tree().descendant_ids(category_id))
-    if text:
-        base = base.filter(_search.condition(text[:SEARCH_MAX_LENGTH]))
+    if match is not None:
+        base = base.filter(match.condition)
     price = Q()
     if query.price_min is not None:
         price &= Q(min_price__gte=query.price_min)
@@ -112,7 +117,7 @@ def listing_facets(*, query: ListingQuery, category_id: int | None = None, text:
     Each facet is counted with every filter but its own, so a shopper sees what choosing another value would give.
     3 queries, plus one per option filtered on. Sort and page do not change the result: callers may cache it.
     """
-    f = _filters(query, category_id, text)
+    f = _filters(query, category_id, _match(text))
     all_options = f.options_except()
 
     # 1. totals: matching products, how many are in stock, the price span (each ignoring its own filter)
@@ -187,6 +192,10 @@ def product_listing(
 
     Pass `facets` (from listing_facets with the same filters) to reuse counts computed for another sort or page.
     Runs a fixed number of SQL queries whatever per_page is. Raises PageOutOfRange.
+
+    Available products come before sold-out ones under every sort (within each, the sort's own order). A search
+    that finds fewer than DID_YOU_MEAN_BELOW products carries did_you_mean: the text with its unknown words
+    replaced by the closest words of the catalog's titles and brands ("" when there is nothing to suggest).
     """
     if facets is None:
         facets = listing_facets(query=query, category_id=category_id, text=text)
@@ -194,20 +203,24 @@ def product_listing(
     if not 1 <= query.page <= num_pages:
         raise PageOutOfRange(query.page)
 
-    matching = _filters(query, category_id, text).matching()
+    match = _match(text)
+    matching = _filters(query, category_id, match).matching()
     if query.sort == "price_asc":
         ordering: tuple[Any, ...] = ("min_price", "id")
     elif query.sort == "price_desc":
         ordering = ("-min_price", "id")
     elif query.sort == "newest":
         ordering = ("-published_at", "-id")
-    elif text:
-        matching = matching.annotate(relevance=_search.rank(text[:SEARCH_MAX_LENGTH]))
+    elif match is not None:
+        matching = matching.annotate(relevance=match.rank)
         ordering = ("-relevance", "-popularity", "id")
     else:
         ordering = ("-is_featured", "-popularity", "id")
     start = (query.page - 1) * query.per_page
-    rows = matching.order_by(*ordering).values(*_CARD_FIELDS)[start : start + query.per_page]
+    rows = matching.order_by("-in_stock", *ordering).values(*_CARD_FIELDS)[start : start + query.per_page]
+    suggestion = ""
+    if text and facets.total < DID_YOU_MEAN_BELOW:
+        suggestion = _search.did_you_mean(Product, text[:SEARCH_MAX_LENGTH])
 
     return ProductListing(
         items=tuple(_card(r) for r in rows),
@@ -220,16 +233,19 @@ def product_listing(
         in_stock_count=facets.in_stock_count,
         price_floor=facets.price_floor,
         price_ceiling=facets.price_ceiling,
+        did_you_mean=suggestion,
     )
 
 
 def products_featured(*, limit: int = 8) -> tuple[ProductCard, ...]:
-    rows = Product.objects.filter(is_active=True, is_featured=True).order_by("-popularity", "id")
+    """Featured products, available ones first, then by popularity."""
+    rows = Product.objects.filter(is_active=True, is_featured=True).order_by("-in_stock", "-popularity", "id")
     return tuple(_card(r) for r in rows.values(*_CARD_FIELDS)[:limit])
 
 
 def products_newest(*, limit: int = 8) -> tuple[ProductCard, ...]:
-    rows = Product.objects.filter(is_active=True).order_by("-published_at", "-id")
+    """The newest products, available ones first."""
+    rows = Product.objects.filter(is_active=True).order_by("-in_stock", "-published_at", "-id")
     return tuple(_card(r) for r in rows.values(*_CARD_FIELDS)[:limit])
 
 

@@ -80,7 +80,8 @@ class Product(models.Model):
             models.Index(
                 fields=["-popularity"], condition=Q(is_featured=True, is_active=True), name="product_featured_idx"
             ),
-            # PostgreSQL also gets GIN indexes on search_vector and on title trigrams (migration 0002).
+            # PostgreSQL also gets GIN indexes on search_vector and on title trigrams (migration 0002); SQLite an
+            # FTS5 trigram table, catalog_product_fts (migration 0008), that refresh_products keeps in step.
         ]
 
     def __str__(self) -> str:

@@ -1,5 +1,6 @@
 """The listing read model: the fields of Product that listings show (prices, stock flag, image, brand, option
-values, search vector), recomputed from variants, stock and images; and image renditions. Private to catalog."""
+values, search vector or, on SQLite, the rows of the trigram search table), recomputed from variants, stock and
+images; and image renditions. Private to catalog."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -15,7 +17,7 @@ from catalog.events import ProductChanged
 from catalog.images import make_renditions
 from catalog.models import Product, ProductImage, ProductOptionValue, StockItem, Variant
 from kernel.bus import publish
-from kernel.db import atomic
+from kernel.db import atomic, db_for_module
 
 # The fields of Product that refresh_products recomputes for listings (the read model), in the model's order.
 LISTING_FIELDS = (
@@ -51,8 +53,8 @@ def refresh_products(
     *, product_ids: Iterable[int], publish_events: bool = True, listing_changed: bool | None = None
 ) -> int:
     """Recompute what listings show of these products (prices, stock flag, image, brand, option values, search
-    vector) from their variants, stock and images, set their updated_at, and publish catalog.product.changed.v1
-    for each.
+    index: the vector on PostgreSQL, the FTS5 rows of active products on SQLite) from their variants, stock and
+    images, set their updated_at, and publish catalog.product.changed.v1 for each.
 
     listing_changed=True says the caller changed what listings show itself (a title edited in the admin); by
     default it is worked out from the recomputed fields. publish_events=False is for bulk imports, which publish
@@ -106,7 +108,10 @@ def refresh_products(
     Product.objects.bulk_update(products.values(), (*LISTING_FIELDS, "updated_at"), batch_size=500)
     ProductOptionValue.objects.filter(product_id__in=ids).delete()
     ProductOptionValue.objects.bulk_create(options, batch_size=2000)
-    _search.update_vectors(Product, ids)
+    _search.update_index(Product, ids)  # the search index follows titles, brands and is_active
+    # the "did you mean" words too: now for this process, after commit for readers that cached them meanwhile
+    _search.forget_vocabulary()
+    transaction.on_commit(_search.forget_vocabulary, using=db_for_module("catalog"))
     if publish_events:
         for pk, product in products.items():
             changed = listing_changed if listing_changed is not None else before[pk] != _listing_fields(product)

@@ -1,15 +1,35 @@
-"""Product search. Private to catalog; catalog.listing (product_listing, product_suggest) uses it.
+"""Product search. Private to catalog; catalog.listing (product_listing, product_suggest) and catalog.projection
+(which keeps the indexes in step) use it.
 
-PostgreSQL: full-text search over a weighted vector (title A, brand B, description C) ranked with ts_rank, OR'd
-with trigram word similarity on the title so that typos ("bluetoth speker") still find things. Both are served by
-GIN indexes (migration 0002). SQLite: every word must appear in title, brand or description; titles rank first.
+Every word of the query must match, as a word, a prefix (on SQLite any substring) or, for typos, by being close
+to a word of the title (and, on SQLite, the brand): pg_trgm's trigram similarity of at least FUZZY_THRESHOLD.
+
+- PostgreSQL: full-text search over a weighted vector (title A, brand B, description C), each word a prefix
+  (`blue:*`), or each word trigram-close to the title (`%>`, its threshold set to FUZZY_THRESHOLD on every new
+  connection); ranked with ts_rank plus trigram word similarity of the whole text. Both are served by GIN
+  indexes (migration 0002).
+- SQLite 3.34+: an FTS5 table with the trigram tokenizer (catalog_product_fts, migration 0008; one row per active
+  product: title, brand, description) finds each word as a substring of any of the three. For typos, one MATCH
+  of all the query words' trigrams over title and brand gives candidates (the best FUZZY_CANDIDATES by bm25),
+  scored here per word (word_similarity). Words shorter than 3 letters, and SQLite older than 3.34, fall back
+  to a substring test on the columns (no typos then).
+
+"Did you mean": did_you_mean() replaces each query word that is neither a word of an active product's title or
+brand nor the start of one by the closest such word (difflib, ratio >= SUGGEST_CUTOFF). The vocabulary is cached
+and forgotten whenever refresh_products runs.
 The query text only ever reaches SQL as a bound parameter.
 """
 
 from __future__ import annotations
 
+import bisect
+import difflib
+import json
 import re
+import sqlite3
+from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from django.contrib.postgres.search import (
     SearchQuery,
@@ -17,54 +37,166 @@ from django.contrib.postgres.search import (
     SearchVector,
     TrigramWordSimilarity,
 )
+from django.core.cache import cache
 from django.db import connections
 from django.db.models import Case, F, FloatField, Q, Value, When
-from django.db.models.expressions import Expression
+from django.db.models.expressions import Expression, RawSQL
 
 from kernel.db import db_for_module
 
 CONFIG = "english"
 MAX_TERMS = 8
-_WORD = re.compile(r"\w+", re.UNICODE)
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)  # letters and digits: safe in a tsquery and in an FTS5 string
+
+FTS_TABLE = "catalog_product_fts"
+# Constant SQL: the query text only ever goes in as a bound parameter.
+_FTS_CANDIDATES = (
+    "SELECT rowid, title, brand FROM catalog_product_fts WHERE catalog_product_fts MATCH %s ORDER BY rank LIMIT %s"
+)
+_FTS_IDS = "SELECT rowid FROM catalog_product_fts WHERE catalog_product_fts MATCH %s"
+_FTS_DELETE = "DELETE FROM catalog_product_fts WHERE rowid IN (SELECT value FROM json_each(%s))"
+_PG_THRESHOLD = "SELECT set_config('pg_trgm.word_similarity_threshold', %s, false)"
+_FTS_INSERT = "INSERT INTO catalog_product_fts (rowid, title, brand, description) VALUES (%s, %s, %s, %s)"
+FTS_MIN_SQLITE = (3, 34, 0)  # the trigram tokenizer
+FUZZY_CANDIDATES = 500
+FUZZY_THRESHOLD = 0.45  # per query word, on both databases (PostgreSQL: pg_trgm.word_similarity_threshold)
+VOCABULARY_CACHE_KEY = "catalog:search-vocabulary:v1"
+VOCABULARY_SECONDS = 600
+SUGGEST_CUTOFF = 0.75
+
+
+def _alias() -> str:
+    return db_for_module("catalog")
 
 
 def _postgres() -> bool:
-    return connections[db_for_module("catalog")].vendor == "postgresql"
+    return connections[_alias()].vendor == "postgresql"
+
+
+def fts_available() -> bool:
+    """Whether catalog's database is SQLite with the trigram FTS5 table (migration 0008 makes it there)."""
+    return connections[_alias()].vendor == "sqlite" and sqlite3.sqlite_version_info >= FTS_MIN_SQLITE
 
 
 def terms(text: str) -> list[str]:
-    return _WORD.findall(text)[:MAX_TERMS]
+    return [w.lower() for w in _WORD.findall(text)][:MAX_TERMS]
 
 
-def condition(text: str) -> Q:
-    """Which products match `text`."""
+def trigrams(word: str) -> set[str]:
+    """pg_trgm's trigrams of one word: padded with two spaces in front and one behind."""
+    padded = f"  {word.lower()} "
+    return {padded[i : i + 3] for i in range(len(padded) - 2)}
+
+
+@dataclass(frozen=True)
+class Match:
+    """Which products match a search text, and how well (higher is better)."""
+
+    condition: Q
+    rank: Expression
+
+
+def prepare(text: str) -> Match:
+    """The condition and rank of `text`: one query on SQLite (the typo candidates), none on PostgreSQL."""
     words = terms(text)
     if not words:
-        return Q(pk__in=[])
+        return Match(Q(pk__in=[]), Value(0.0, output_field=FloatField()))
     if _postgres():
-        cleaned = " ".join(words)
-        query = SearchQuery(cleaned, search_type="plain", config=CONFIG)
-        return Q(search_vector=query) | Q(title__trigram_word_similar=cleaned)
-    match = Q()
-    for word in words:
-        match &= Q(title__icontains=word) | Q(brand_name__icontains=word) | Q(description__icontains=word)
-    return match
+        return _postgres_match(words)
+    return _sqlite_match(words)
 
 
-def rank(text: str) -> Expression:
-    """How well a matching product fits `text` (higher is better)."""
-    words = terms(text)
+def _postgres_match(words: list[str]) -> Match:
     cleaned = " ".join(words)
-    if _postgres():
-        query = SearchQuery(cleaned, search_type="plain", config=CONFIG)
-        return SearchRank(F("search_vector"), query) + TrigramWordSimilarity(cleaned, "title") * Value(0.5)
-    return Case(
-        When(title__icontains=cleaned, then=Value(3.0)),
-        When(title__icontains=words[0] if words else "", then=Value(2.0)),
-        When(brand_name__icontains=words[0] if words else "", then=Value(1.5)),
-        default=Value(1.0),
-        output_field=FloatField(),
+    prefixes = SearchQuery(" & ".join(f"{w}:*" for w in words), search_type="raw", config=CONFIG)
+    each = Q()
+    for w in words:  # each word a prefix of a lexeme, or close to a title word (its own threshold, below)
+        each &= Q(search_vector=SearchQuery(f"{w}:*", search_type="raw", config=CONFIG)) | Q(
+            title__trigram_word_similar=w
+        )
+    return Match(
+        condition=Q(search_vector=prefixes) | each,  # the first also when some words are stop words
+        rank=SearchRank(F("search_vector"), prefixes) + TrigramWordSimilarity(cleaned, "title") * Value(0.5),
     )
+
+
+def set_trigram_threshold(sender, connection, **kwargs) -> None:
+    """connection_created: pg_trgm's %> (title__trigram_word_similar) at FUZZY_THRESHOLD, as on SQLite, rather
+    than its default 0.6, which misses "speker" for "speaker" (0.5)."""
+    if connection.vendor == "postgresql" and connection.alias == _alias():
+        with connection.cursor() as cursor:
+            cursor.execute(_PG_THRESHOLD, [str(FUZZY_THRESHOLD)])
+
+
+def word_similarity(word: str, own: set[str]) -> float:
+    """pg_trgm's similarity of a query word with its closest word of a text: shared trigrams over all of both."""
+    mine = trigrams(word)
+    best = 0.0
+    for other in own:
+        theirs = trigrams(other)
+        best = max(best, len(mine & theirs) / len(mine | theirs))
+    return best
+
+
+def _fuzzy(words: list[str]) -> dict[str, dict[int, float]]:
+    """For each query word of 3 or more letters, the products whose title or brand has a word close to it
+    (similarity >= FUZZY_THRESHOLD), with that similarity: candidates from one FTS5 MATCH of all the words'
+    trigrams, the best FUZZY_CANDIDATES by bm25, scored here."""
+    long_words = [w for w in words if len(w) >= 3]
+    found: dict[str, dict[int, float]] = {w: {} for w in long_words}
+    grams = sorted({w[i : i + 3] for w in long_words for i in range(len(w) - 2)})
+    if not grams:
+        return found
+    expression = "{title brand} : (" + " OR ".join(f'"{g}"' for g in grams) + ")"
+    with connections[_alias()].cursor() as cursor:
+        cursor.execute(_FTS_CANDIDATES, [expression, FUZZY_CANDIDATES])
+        rows = cursor.fetchall()
+    for pk, title, brand in rows:
+        own = set(_WORD.findall(f"{title} {brand}".lower()))
+        for w in long_words:
+            score = word_similarity(w, own)
+            if score >= FUZZY_THRESHOLD:
+                found[w][pk] = score
+    return found
+
+
+def _sqlite_match(words: list[str]) -> Match:
+    """Every word a substring of title, brand or description (FTS5) or close to a word of the title or brand
+    (trigrams, for typos), as on PostgreSQL. Ranked per word: title 3, brand 2, a typo up to 2, description 1;
+    3 more for the whole text in the title."""
+    cleaned = " ".join(words)
+    fts = fts_available()
+    fuzzy = _fuzzy(words) if fts else {}
+    condition = Q()
+    scores: list[Expression] = []
+    if len(words) > 1:
+        scores.append(
+            Case(When(title__icontains=cleaned, then=Value(3.0)), default=Value(0.0), output_field=FloatField())
+        )
+    for w in words:
+        if fts and len(w) >= 3:
+            anywhere = Q(pk__in=RawSQL(_FTS_IDS, [f'"{w}"']))  # noqa: S611 (constant SQL, bound text)
+        else:
+            anywhere = Q(title__icontains=w) | Q(brand_name__icontains=w) | Q(description__icontains=w)
+        close = fuzzy.get(w, {})
+        condition &= (anywhere | Q(pk__in=sorted(close))) if close else anywhere
+        by_score: dict[float, list[int]] = defaultdict(list)  # in steps of 0.1, so that the SQL stays short
+        for pk, score in close.items():
+            by_score[round(2.0 * score, 1)].append(pk)
+        scores.append(
+            Case(
+                When(title__icontains=w, then=Value(3.0)),
+                When(brand_name__icontains=w, then=Value(2.0)),
+                *(When(pk__in=sorted(pks), then=Value(s)) for s, pks in sorted(by_score.items(), reverse=True)),
+                When(description__icontains=w, then=Value(1.0)),
+                default=Value(0.0),
+                output_field=FloatField(),
+            )
+        )
+    rank = scores[0]
+    for score in scores[1:]:
+        rank = rank + score
+    return Match(condition=condition, rank=rank)
 
 
 def suggest_condition(text: str) -> Q:
@@ -83,12 +215,70 @@ def suggest_rank(text: str) -> Expression:
     return Case(When(title__istartswith=cleaned, then=Value(1.0)), default=Value(0.5), output_field=FloatField())
 
 
-def update_vectors(product_model, product_ids: Iterable[int]) -> None:
-    """Recompute the weighted search vector of these products (PostgreSQL only)."""
-    if not _postgres():
+# ---------------------------------------------------------------- "did you mean"
+
+
+def vocabulary(product_model) -> tuple[str, ...]:
+    """The words of active products' titles and brands, sorted (cached; refresh_products forgets it)."""
+    words = cache.get(VOCABULARY_CACHE_KEY)
+    if words is None:
+        found: set[str] = set()
+        for title, brand in product_model.objects.filter(is_active=True).values_list("title", "brand_name"):
+            found.update(w.lower() for w in _WORD.findall(f"{title} {brand}") if len(w) >= 2)
+        words = tuple(sorted(found))
+        cache.set(VOCABULARY_CACHE_KEY, words, VOCABULARY_SECONDS)
+    return words
+
+
+def forget_vocabulary() -> None:
+    cache.delete(VOCABULARY_CACHE_KEY)
+
+
+def _known(word: str, words: tuple[str, ...]) -> bool:
+    """The word, or a word it starts (a prefix), is in the sorted vocabulary."""
+    at = bisect.bisect_left(words, word)
+    return at < len(words) and words[at].startswith(word)
+
+
+def did_you_mean(product_model, text: str) -> str:
+    """The query with each unknown word replaced by the closest word of the catalog; "" when nothing changes."""
+    words = terms(text)
+    if not words:
+        return ""
+    vocab = vocabulary(product_model)
+    corrected = []
+    for w in words:
+        if w.isdigit() or _known(w, vocab):
+            corrected.append(w)
+            continue
+        close = difflib.get_close_matches(w, vocab, n=1, cutoff=SUGGEST_CUTOFF)
+        corrected.append(close[0] if close else w)
+    return " ".join(corrected) if corrected != words else ""
+
+
+# ---------------------------------------------------------------- keeping the indexes in step
+
+
+def update_index(product_model, product_ids: Iterable[int]) -> None:
+    """Recompute the search index of these products: the weighted vector on PostgreSQL, the FTS5 rows (active
+    products only) on SQLite. Runs inside refresh_products' transaction."""
+    ids = sorted(set(product_ids))
+    if not ids:
         return
-    product_model.objects.filter(pk__in=list(product_ids)).update(
-        search_vector=SearchVector("title", weight="A", config=CONFIG)
-        + SearchVector("brand_name", weight="B", config=CONFIG)
-        + SearchVector("description", weight="C", config=CONFIG)
-    )
+    if _postgres():
+        product_model.objects.filter(pk__in=ids).update(
+            search_vector=SearchVector("title", weight="A", config=CONFIG)
+            + SearchVector("brand_name", weight="B", config=CONFIG)
+            + SearchVector("description", weight="C", config=CONFIG)
+        )
+        return
+    if not fts_available():
+        return
+    with connections[_alias()].cursor() as cursor:
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            cursor.execute(_FTS_DELETE, [json.dumps(chunk)])
+            rows = product_model.objects.filter(pk__in=chunk, is_active=True).values_list(
+                "pk", "title", "brand_name", "description"
+            )
+            cursor.executemany(_FTS_INSERT, list(rows))

@@ -22,6 +22,7 @@ from __future__ import annotations
 from catalog.categories import categories_changed, category_create, category_tree, category_update
 from catalog.data import (
     DEFAULT_PER_PAGE,
+    DID_YOU_MEAN_BELOW,
     MAX_OPTION_FILTERS,
     OPTION_ORDER,
     PER_PAGE_CHOICES,
@@ -86,6 +87,7 @@ from catalog.stock import (
 
 __all__ = [
     "DEFAULT_PER_PAGE",
+    "DID_YOU_MEAN_BELOW",
     "MAX_OPTION_FILTERS",
     "OPTION_ORDER",
     "PER_PAGE_CHOICES",

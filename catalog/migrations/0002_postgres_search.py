@@ -1,6 +1,6 @@
 """PostgreSQL only: trigram extension, GIN indexes for full-text search and typo-tolerant title matching.
 
-On SQLite (development) these steps do nothing and search uses the simpler fallback in catalog.search.
+On SQLite (development) these steps do nothing: search there uses the FTS5 trigram table of migration 0008.
 """
 
 from django.db import migrations
