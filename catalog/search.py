@@ -55,7 +55,6 @@ _FTS_CANDIDATES = (
 )
 _FTS_IDS = "SELECT rowid FROM catalog_product_fts WHERE catalog_product_fts MATCH %s"
 _FTS_DELETE = "DELETE FROM catalog_product_fts WHERE rowid IN (SELECT value FROM json_each(%s))"
-_PG_THRESHOLD = "SELECT set_config('pg_trgm.word_similarity_threshold', %s, false)"
 _FTS_INSERT = "INSERT INTO catalog_product_fts (rowid, title, brand, description) VALUES (%s, %s, %s, %s)"
 FTS_MIN_SQLITE = (3, 34, 0)  # the trigram tokenizer
 FUZZY_CANDIDATES = 500
@@ -118,14 +117,6 @@ def _postgres_match(words: list[str]) -> Match:
         condition=Q(search_vector=prefixes) | each,  # the first also when some words are stop words
         rank=SearchRank(F("search_vector"), prefixes) + TrigramWordSimilarity(cleaned, "title") * Value(0.5),
     )
-
-
-def set_trigram_threshold(sender, connection, **kwargs) -> None:
-    """connection_created: pg_trgm's %> (title__trigram_word_similar) at FUZZY_THRESHOLD, as on SQLite, rather
-    than its default 0.6, which misses "speker" for "speaker" (0.5)."""
-    if connection.vendor == "postgresql" and connection.alias == _alias():
-        with connection.cursor() as cursor:
-            cursor.execute(_PG_THRESHOLD, [str(FUZZY_THRESHOLD)])
 
 
 def word_similarity(word: str, own: set[str]) -> float:

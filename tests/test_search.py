@@ -154,3 +154,12 @@ def test_search_page_offers_did_you_mean_as_a_link(client, shelf):
     found = client.get("/search/", {"q": "bluetooth speaker"}).content.decode()
     assert "Did you mean" not in found
     assert "Soundwave Bluetooth Speaker" in found
+
+
+@pytest.mark.postgres
+def test_postgres_connections_open_with_the_search_threshold_and_no_extra_statement():
+    from django.db import connections
+
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SHOW pg_trgm.word_similarity_threshold")
+        assert cursor.fetchone()[0] == "0.45"

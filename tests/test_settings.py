@@ -92,7 +92,11 @@ def test_database_and_redis_urls_switch_to_postgres_and_redis():
     assert s["cache"].endswith("RedisCache")
     assert s["eager"] is False
     assert s["broker"] == "redis://cache.internal:6379/1"
-    assert s["db_options"] == {"server_side_binding": True, "prepare_threshold": 5}, "prepared statements"
+    assert s["db_options"] == {
+        "server_side_binding": True,
+        "prepare_threshold": 5,
+        "options": "-c pg_trgm.word_similarity_threshold=0.45",  # catalog's search, set when the connection opens
+    }, "prepared statements"
 
 
 def test_prepared_statements_can_be_switched_off_for_a_transaction_pooler():
