@@ -169,6 +169,32 @@ def _tasks_in_process():
     app.conf.task_always_eager = previous
 
 
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
+DESKTOP = {"width": 1280, "height": 860}
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture
+def page():
+    """A headless Chromium page at 1280 px; `page.set_viewport_size(PHONE)` turns it into a phone."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        context = browser.new_context(viewport=DESKTOP)
+        yield context.new_page()
+        browser.close()
+
+
+@pytest.fixture
+def demo_catalog():
+    """The demo shop's catalog: 80 products with colours, sizes, pictures and stock."""
+    from catalog.services import demo_catalog_seed
+
+    demo_catalog_seed(products=80, seed=3)
+
+
 @pytest.fixture
 def artifacts() -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

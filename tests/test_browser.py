@@ -3,28 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 from django.conf import settings
 
-from tests.conftest import CHROMIUM
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.factories import DEFAULT_PASSWORD, SuperuserFactory
 
 pytestmark = [pytest.mark.modules, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
-
-
-@pytest.fixture
-def page() -> Iterator:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        context = browser.new_context(viewport={"width": 1280, "height": 860})
-        yield context.new_page()
-        browser.close()
 
 
 def test_home_page_looks_like_a_shop_and_works_with_the_keyboard(live_server, page, artifacts):
@@ -73,13 +59,6 @@ def test_staff_member_signs_in_to_the_admin_with_an_email_address(live_server, p
 
 
 # ---------------------------------------------------------------- the catalog in a browser
-
-
-@pytest.fixture
-def demo_catalog():
-    from catalog.services import demo_catalog_seed
-
-    demo_catalog_seed(products=80, seed=3)
 
 
 def test_shopper_browses_filters_and_chooses_a_variant(live_server, page, artifacts, demo_catalog):
