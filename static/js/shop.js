@@ -94,7 +94,6 @@
           list.innerHTML = "";
           data.suggestions.forEach(function (s) {
             var li = document.createElement("li");
-            li.setAttribute("role", "option");
             var a = document.createElement("a");
             a.href = s.url;
             a.textContent = s.title;
