@@ -69,9 +69,13 @@ def broken_references(page) -> list[Violation]:
             const bad = [];
             for (const name of ["aria-describedby", "aria-labelledby", "aria-controls"]) {
                 for (const el of document.querySelectorAll(`[${name}]`)) {
-                    const missing = el.getAttribute(name).split(/\\s+/).filter(id => id && !document.getElementById(id));
-                    if (missing.length) bad.push([name, el.id ? "#" + el.id : el.tagName.toLowerCase(),
-                                                  el.outerHTML.slice(0, 300), "no element with id " + missing.join(", ")]);
+                    const ids = el.getAttribute(name).split(/\\s+/);
+                    const missing = ids.filter(id => id && !document.getElementById(id));
+                    if (missing.length) {
+                        const target = el.id ? "#" + el.id : el.tagName.toLowerCase();
+                        const html = el.outerHTML.slice(0, 300);
+                        bad.push([name, target, html, "no element with id " + missing.join(", ")]);
+                    }
                 }
             }
             return bad;
@@ -84,7 +88,7 @@ def broken_references(page) -> list[Violation]:
             help=f"{name} must name elements on the page",
             url="",
             nodes=((target, html, summary),),
-        )  # fmt: skip
+        )
         for name, target, html, summary in found
     ]
 

@@ -3,7 +3,8 @@ critical violation of WCAG 2 A/AA or axe's best practices on the pages a shopper
 a paid order and the account. The pages are reached by URL and by role, so new markup is checked as it comes.
 
 A failure lists, page by page, each violation (rule, what it asks for, the selectors, the HTML); axe's report for
-every page is also written to var/test-artifacts/axe-<pages>-<viewport>.txt, with a screenshot of each page beside it."""
+every page is also written to var/test-artifacts/axe-<pages>-<viewport>.txt, with a screenshot of each page beside
+it."""
 
 from __future__ import annotations
 
