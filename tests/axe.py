@@ -13,6 +13,7 @@ from tests.conftest import AXE_JS
 # WCAG 2.0, 2.1 and 2.2 at levels A and AA, and axe's best practices.
 TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"]
 BLOCKING = ("serious", "critical")
+ALL = ("minor", "moderate", "serious", "critical")
 
 
 @dataclass(frozen=True)
