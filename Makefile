@@ -13,7 +13,7 @@ QUEUES ?=
 run test worker beat bench: export DEBUG ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint worker beat bench lock clean
+.PHONY: help install npm run test lint worker beat bench lock clean
 
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -27,12 +27,22 @@ $(BIN)/.installed: requirements-dev.lock
 
 install: $(BIN)/.installed ## create the virtualenv and install the locked requirements
 
+# axe-core for the accessibility checks of the browser tests, from package-lock.json. The stamp lives inside
+# node_modules/axe-core, so removing either folder or changing the lock installs again. Without npm the axe tests
+# skip (and fail under SHOP_REQUIRE_SERVICES=1); `make run` never needs Node.
+AXE_STAMP := node_modules/axe-core/.installed
+$(AXE_STAMP): package-lock.json
+	@if command -v npm >/dev/null 2>&1; then npm ci --no-audit --no-fund && touch $@; \
+	else echo "npm not found: the accessibility (axe-core) browser tests will not run (apt-get install nodejs npm)"; fi
+
+npm: $(AXE_STAMP) ## install the Node packages the browser tests use (axe-core), with npm ci
+
 run: install ## migrate, load the demo shop and serve it on http://127.0.0.1:8000 (SQLite, no Redis needed)
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py demo_setup
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
-test: install lint ## ruff, import-linter and the whole pytest suite
+test: install lint npm ## ruff, import-linter and the whole pytest suite (with axe-core from npm)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install ## ruff (lint and format), the module-boundary contracts and the OpenAPI schema (no warnings)

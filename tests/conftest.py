@@ -1,7 +1,8 @@
 """Test set-up.
 
-Tests marked `postgres`, `redis` or `browser` need that service. Where it is missing they are skipped, except when
-SHOP_REQUIRE_SERVICES=1 (set by .ci/run): then they fail, so CI can never go green by skipping them.
+Tests marked `postgres`, `redis`, `browser` or `axe` (axe-core from npm, for the accessibility checks) need that
+service. Where it is missing they are skipped, except when SHOP_REQUIRE_SERVICES=1 (set by .ci/run): then they
+fail, so CI can never go green by skipping them.
 
 Every test that uses the database gets all database aliases (with DATABASE_URL_<MODULE> set, each module has its
 own), and every statement it runs is checked: one that touches two modules' tables fails the test.
@@ -22,6 +23,7 @@ import pytest
 REQUIRE_SERVICES = os.environ.get("SHOP_REQUIRE_SERVICES", "") == "1"
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "var" / "test-artifacts"
+AXE_JS = Path(__file__).resolve().parent.parent / "node_modules" / "axe-core" / "axe.min.js"
 
 
 def missing(reason: str) -> None:
@@ -131,6 +133,10 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             missing("playwright is not installed")
         if not Path(CHROMIUM).exists():
             missing(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    if item.get_closest_marker("axe") and not AXE_JS.exists():
+        if not shutil.which("npm"):
+            missing("the accessibility checks need axe-core from npm, and npm is not installed (apt-get install npm)")
+        missing(f"no axe-core at {AXE_JS}: run `make test` or `npm ci` (package-lock.json pins it)")
 
 
 @pytest.fixture(autouse=True)

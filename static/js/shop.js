@@ -94,7 +94,6 @@
           list.innerHTML = "";
           data.suggestions.forEach(function (s) {
             var li = document.createElement("li");
-            li.setAttribute("role", "option");
             var a = document.createElement("a");
             a.href = s.url;
             a.textContent = s.title;
@@ -110,7 +109,7 @@
   });
   input.addEventListener("keydown", function (event) {
     if (event.key === "ArrowDown" && !list.hidden) { event.preventDefault(); list.querySelector("a").focus(); }
-    if (event.key === "Escape") close();
+    if (event.key === "Escape" && !list.hidden) { event.preventDefault(); close(); } // closes, keeps the words
   });
   list.addEventListener("keydown", function (event) {
     var current = document.activeElement.closest("li");
@@ -119,4 +118,55 @@
     if (event.key === "Escape") { close(); input.focus(); }
   });
   document.addEventListener("click", function (event) { if (!form.contains(event.target)) close(); });
+})();
+
+/* Keyboard use of the forms that apply themselves (filters, sort): a select changed with the arrow keys applies on
+   Enter or when the focus leaves it, not at the first arrow press; after a form applied itself from the keyboard,
+   the new page puts the focus back on the control that was used, so Tab order is not lost at every reload. */
+(function () {
+  "use strict";
+  var KEY = "shop:focus-after-submit";
+  var byKeyboard = false;
+  document.addEventListener("keydown", function () { byKeyboard = true; }, true);
+  document.addEventListener("pointerdown", function () { byKeyboard = false; }, true);
+
+  function remember(control) {
+    if (!byKeyboard || !control || !control.name) return;
+    try {
+      sessionStorage.setItem(KEY, JSON.stringify({ path: location.pathname, name: control.name, value: control.type === "checkbox" ? control.value : "" }));
+    } catch (e) { /* storage off: focus simply starts at the top */ }
+  }
+
+  document.querySelectorAll("form[data-autosubmit]").forEach(function (form) {
+    var pending = null;
+    form.addEventListener("change", function (event) {
+      if (event.target.tagName === "SELECT" && byKeyboard) {
+        event.stopPropagation(); // wait for Enter or leaving the select
+        pending = event.target;
+      }
+    }, true);
+    form.addEventListener("submit", function () {
+      if (form.contains(document.activeElement)) remember(document.activeElement);
+    });
+    function applyPending() {
+      if (!pending) return;
+      remember(pending);
+      pending = null;
+      form.requestSubmit ? form.requestSubmit() : form.submit();
+    }
+    form.addEventListener("keydown", function (event) {
+      if (event.key === "Enter" && pending && event.target === pending) { event.preventDefault(); applyPending(); }
+    });
+    form.addEventListener("focusout", function (event) { if (event.target === pending) applyPending(); });
+  });
+
+  var saved = null;
+  try { saved = JSON.parse(sessionStorage.getItem(KEY) || "null"); sessionStorage.removeItem(KEY); } catch (e) { saved = null; }
+  if (saved && saved.path === location.pathname) {
+    var candidates = document.querySelectorAll("form[data-autosubmit] [name]");
+    for (var i = 0; i < candidates.length; i++) {
+      var c = candidates[i];
+      if (c.name === saved.name && c.type !== "hidden" && (!saved.value || c.value === saved.value)) { c.focus(); break; }
+    }
+  }
 })();
