@@ -254,13 +254,14 @@ class OrderInfo:
         return sum(line.quantity for line in self.lines)
 
 
-def _info(order: Order, lines: Iterable[OrderLine] | None = None, history: Iterable[StatusChange] | None = None
-          ) -> OrderInfo:  # fmt: skip
-    """lines and history default to the order's (prefetched) relations."""
+def _info(order: Order, lines: Iterable[OrderLine] | None = None, history: Iterable[StatusChange] | None = None,
+          parcels: bool = True) -> OrderInfo:  # fmt: skip
+    """lines and history default to the order's (prefetched) relations. parcels=False leaves out the parcels and
+    returns (and their queries)."""
     lines = list(order.lines.all() if lines is None else lines)
-    shipments = fulfilment.shipments_of(order, lines)
-    rets = returns.returns_of(order, lines)
-    left = returns.returnable(order, lines)
+    shipments = fulfilment.shipments_of(order, lines) if parcels else ()
+    rets = returns.returns_of(order, lines) if parcels else ()
+    left = returns.returnable(order, lines) if parcels else {}
     lines = tuple(
         OrderLineInfo(li.sku, li.name, li.variant_label, li.unit_price, li.quantity, li.line_total, li.pk,
                       li.product_id, li.variant_id, li.quantity_shipped, li.quantity_delivered,
@@ -322,9 +323,11 @@ def order_by_key(*, idempotency_key: str) -> OrderInfo | None:
     return _info(order) if order else None
 
 
-def orders_for_customer(*, user_id: int) -> tuple[OrderInfo, ...]:
+def orders_for_customer(*, user_id: int, parcels: bool = True) -> tuple[OrderInfo, ...]:
+    """The customer's orders, newest first, with their lines and history. parcels=False (a list of orders) leaves
+    out their parcels and returns: three queries whatever the number of orders."""
     orders = Order.objects.filter(user_id=user_id).prefetch_related("lines", "history")
-    return tuple(_info(o) for o in orders)
+    return tuple(_info(o, parcels=parcels) for o in orders)
 
 
 # ---------------------------------------------------------------- placing
@@ -623,6 +626,7 @@ __all__ = [
     "IllegalTransition",
     "OrderError",
     "OrderInfo",
+    "OrderLineInfo",
     "OrderNotFound",
     "OrderStatus",
     "PaymentError",
