@@ -348,7 +348,8 @@ SHOP_FREE_SHIPPING_ABOVE = env_str("SHOP_FREE_SHIPPING_ABOVE", "50.00")
 SHOP_RESERVATION_MINUTES = env_int("SHOP_RESERVATION_MINUTES", 15)  # stock held while the customer pays
 # The shop's address as customers reach it, for links in emails (sent by workers, with no request to read it from).
 SHOP_SITE_URL = (
-    env_str("SHOP_SITE_URL") or ("http://127.0.0.1:8000" if DEBUG or not ALLOWED_HOSTS else f"https://{ALLOWED_HOSTS[0]}")
+    env_str("SHOP_SITE_URL")
+    or ("http://127.0.0.1:8000" if DEBUG or not ALLOWED_HOSTS else f"https://{ALLOWED_HOSTS[0]}")
 ).rstrip("/")
 
 # ---------------------------------------------------------------- fulfilment (orders)

@@ -80,13 +80,20 @@ def test_the_confirmation_has_the_lines_address_delivery_totals_and_the_guests_s
     assert message.to == ["ada@example.com"]
     assert message.subject == f"{SHOP}: order {order.number} confirmed"
     for body in (message.body, html_of(message)):
-        assert "Copper Kettle" in body and "Stone Mug" in body
-        assert "€30.00" in body and "€16.00" in body, "each line's price (2 mugs at 8.00)"
-        assert "Express delivery" in body and "€9.90" in body
+        assert "Copper Kettle" in body
+        assert "Stone Mug" in body
+        assert "€30.00" in body
+        assert "€16.00" in body, "each line's price (2 mugs at 8.00)"
+        assert "Express delivery" in body
+        assert "€9.90" in body
         assert "€55.90" in body, "the total"
         assert "including €9.32 VAT" in body, "20 % VAT included in 55.90"
-        assert "12 St James" in body and "Flat 3" in body and "SW1Y 4JH" in body and "London" in body
-    assert "1 x Copper Kettle" in message.body and "2 x Stone Mug" in message.body
+        assert "12 St James" in body
+        assert "Flat 3" in body
+        assert "SW1Y 4JH" in body
+        assert "London" in body
+    assert "1 x Copper Kettle" in message.body
+    assert "2 x Stone Mug" in message.body
     link = link_in(message.body)
     assert link == f"/orders/{order.number}/?t={order.link_token}", "a guest's link carries the signed token"
     assert link_in(html_of(message)) == link
@@ -117,7 +124,8 @@ def test_payment_failed_says_why_and_links_to_pay_again_once_per_attempt(goods):
     pay(order, "4000000000000002")
     (message,) = sent("did not go through")
     assert message.subject == f"{SHOP}: the payment for order {order.number} did not go through"
-    assert "Your card was declined" in message.body and "Your card was declined" in html_of(message)
+    assert "Your card was declined" in message.body
+    assert "Your card was declined" in html_of(message)
     assert "Nothing was charged" in message.body
     assert f"Pay again: https://shop.example.com/orders/{order.number}/?t={order.link_token}" in message.body
     page = Client().get(link_in(message.body)).content.decode()
@@ -198,13 +206,15 @@ def test_refunds_are_told_once_each_with_the_amount_partial_full_and_for_a_retur
 
     services.order_refund_amount(number=order.number, amount=Decimal("5.00"), actor="staff:1")
     second = sent("a refund")[1]
-    assert "We are refunding €5.00" in second.body and "partial refund" in second.body
+    assert "We are refunding €5.00" in second.body
+    assert "partial refund" in second.body
     assert "Refunded in all: €35.00 of €55.90" in second.body
 
     services.order_refund(number=order.number, actor="staff:1")
     third = sent("a refund")[2]
     assert "We are refunding €20.90" in third.body, "what was left"
-    assert "refunded in full" in third.body and "(all of it)" in third.body
+    assert "refunded in full" in third.body
+    assert "(all of it)" in third.body
     assert "refunded in full" in html_of(third)
     assert payment_get(payment_id=order.payment_id).amount_refunded == Decimal("55.90")
 
@@ -253,7 +263,8 @@ def test_the_signed_link_cancels_after_the_confirmation_step_and_asks_for_a_retu
     order = place(goods)
     client = Client()
     asking = client.get(f"/orders/{order.number}/cancel/?t={order.link_token}").content.decode()
-    assert f"Cancel order {order.number}?" in asking and "Nothing will be charged." in asking
+    assert f"Cancel order {order.number}?" in asking
+    assert "Nothing will be charged." in asking
     assert "Keep my order" in asking
     other = place(goods, key="other")
     refused = client.post(f"/orders/{order.number}/cancel/", {"t": other.link_token, "confirm": "yes"})
@@ -295,3 +306,44 @@ def test_every_email_renders_at_desktop_and_phone_widths(goods, page, artifacts)
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], f"{kind}: no sideways scroll"
         page.screenshot(path=artifacts / f"email-{kind}-phone.png", full_page=True)
         assert page.get_by_role("link", name=re.compile("View your order|Pay again")).count() == 1
+
+
+# ---------------------------------------------------------------- the customer's order pages read catalog once
+
+
+def test_order_page_and_history_read_pictures_and_links_in_one_catalog_query(goods, module_queries):
+    from catalog.models import Product
+
+    kettle, mug = goods
+    more = [make_product(f"Tea Towel {n}", make_category(f"Linen {n}"), variants=[{"price": "5.00"}]).variants.get()
+            for n in range(3)]  # fmt: skip
+    ada = UserFactory(email="ada@example.com")
+    client = Client()
+    client.force_login(ada)
+
+    def statements(url: str) -> tuple[int, int, str]:
+        before = dict(module_queries.statements)
+        page = client.get(url).content.decode()
+        after = module_queries.statements
+        return after.get("catalog", 0) - before.get("catalog", 0), after["orders"] - before["orders"], page
+
+    client.get("/orders/")  # the navigation's categories, cached from then on
+    small = services.order_place(idempotency_key="small", lines=[(kettle.pk, 1)], shipping_method="standard",
+                                 shipping_address=ADDRESS, email=ada.email, user_id=ada.pk)  # fmt: skip
+    one_line = statements(f"/orders/{small.number}/")
+    history_of_one = statements("/orders/")
+    big = services.order_place(idempotency_key="big", lines=[(v.pk, 1) for v in (kettle, mug, *more)],
+                               shipping_method="standard", shipping_address=ADDRESS, email=ada.email,
+                               user_id=ada.pk)  # fmt: skip
+    five_lines = statements(f"/orders/{big.number}/")
+    history_of_two = statements("/orders/")
+    assert one_line[0] == five_lines[0] == 1, "the lines' pictures and links in one catalog query, however many"
+    assert history_of_one[:2] == history_of_two[:2], "the history's statements do not grow with its orders"
+    assert f'href="/p/{Product.objects.get(pk=mug.product_id).slug}/?variant={mug.pk}"' in five_lines[2]
+    assert "Tea Towel 2" in five_lines[2]
+    assert "and 2 more" in history_of_two[2], "three pictured, the other two counted"
+
+    Product.objects.filter(pk=mug.product_id).update(is_active=False)  # taken off sale since
+    page = client.get(f"/orders/{big.number}/").content.decode()
+    assert "Stone Mug" in page, "still named from the order's own snapshot"
+    assert f"/p/{Product.objects.get(pk=mug.product_id).slug}/" not in page, "but no longer linked"
