@@ -49,6 +49,8 @@ def test_signing_up_from_the_cart_comes_back_to_the_cart_with_it(live_server, pa
         expect(page.locator(".add-status")).to_contain_text("to your cart")
     page.goto(live_server.url + "/cart/")
     expect(page.locator(".cart-line")).to_have_count(2)
+    page.screenshot(path=artifacts / f"cart-signed-out-{'phone' if viewport == PHONE else 'desktop'}.png",
+                    full_page=True)  # fmt: skip
     page.locator(".account-prompt").get_by_role("link", name="create an account").click()
     expect(page).to_have_url(re.compile(r"/account/signup/\?next=/cart/$"))
     page.get_by_label("Email address").fill(f"new-{viewport['width']}@example.com")
