@@ -346,6 +346,11 @@ SHOP_TAX_RATE = env_str("SHOP_TAX_RATE", "0.20")  # VAT as a fraction
 SHOP_PRICES_INCLUDE_TAX = env_bool("SHOP_PRICES_INCLUDE_TAX", True)
 SHOP_FREE_SHIPPING_ABOVE = env_str("SHOP_FREE_SHIPPING_ABOVE", "50.00")
 SHOP_RESERVATION_MINUTES = env_int("SHOP_RESERVATION_MINUTES", 15)  # stock held while the customer pays
+# The shop's address as customers reach it, for links in emails (sent by workers, with no request to read it from).
+SHOP_SITE_URL = (
+    env_str("SHOP_SITE_URL")
+    or ("http://127.0.0.1:8000" if DEBUG or not ALLOWED_HOSTS else f"https://{ALLOWED_HOSTS[0]}")
+).rstrip("/")
 
 # ---------------------------------------------------------------- fulfilment (orders)
 # Pack and ship paid orders automatically (a Celery task, one parcel, a generated tracking number): for shops

@@ -57,6 +57,32 @@ class OrderRefunded(DomainEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class OrderPaymentFailed(DomainEvent):
+    """The payment of one attempt at paying the order failed; the order still awaits payment ("Pay again")."""
+
+    name: ClassVar[str] = "orders.order.payment_failed.v1"
+    order_id: int
+    number: str
+    attempt: int
+    message: str  # why, in the customer's words
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrderRefundIssued(DomainEvent):
+    """Money of the order goes back to the customer: `amount` now, `total_refunded` in all (each refund raises it,
+    so it names the refund). `ret` is the return it refunds (0: none, a goodwill or full refund, or one made in
+    payments)."""
+
+    name: ClassVar[str] = "orders.order.refund_issued.v1"
+    order_id: int
+    number: str
+    amount: Decimal
+    total_refunded: Decimal
+    currency: str
+    ret: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
 class ShipmentShipped(DomainEvent):
     """A parcel of the order left with its carrier."""
 

@@ -5,16 +5,14 @@ from __future__ import annotations
 import contextlib
 
 from django.conf import settings
-from django.core.mail import send_mail
-from django.template.loader import render_to_string
 
 from accounts.events import UserDeleted
 from catalog.events import ReservationFailed
 from kernel.bus import INLINE, subscribe
-from kernel.db import atomic
-from orders import services
-from orders.events import OrderPaid, ShipmentShipped
+from orders import emails, services
+from orders.events import OrderCancelled, OrderPaid, OrderPaymentFailed, OrderRefundIssued, ShipmentShipped
 from payments.events import PaymentAuthorized, PaymentCaptured, PaymentFailed, PaymentRefunded, PaymentVoided
+from payments.services import PaymentInfo, PaymentNotFound, payment_get
 
 
 # Inline: the order turns paid (or records the failure) in the process that learned the payment's outcome, right
@@ -53,18 +51,62 @@ def anonymise_orders(event: UserDeleted) -> None:
 def send_order_confirmation(event: OrderPaid) -> None:
     """Runs on a worker after the order is paid; sends the confirmation once per order. The claim and the sending
     share a transaction: if the mail server refuses, the claim is undone and the delivery is tried again."""
-    with atomic(module="orders"):
-        if not services.order_confirmation_claim(number=event.number):
-            return
-        order = services.order_find(number=event.number, history=False)
-        context = {"order": order, "shop_name": settings.SHOP_NAME}
-        send_mail(
-            subject=f"{settings.SHOP_NAME}: order {order.number} confirmed",
-            message=render_to_string("orders/email/confirmation.txt", context),
-            html_message=render_to_string("orders/email/confirmation.html", context),
-            from_email=settings.DEFAULT_FROM_EMAIL,
-            recipient_list=[order.email],
-        )
+    emails.send(
+        number=event.number, template="confirmation", subject=f"order {event.number} confirmed",
+        claimed=lambda order: services.order_confirmation_claim(number=order.number),
+    )  # fmt: skip
+
+
+@subscribe(OrderPaymentFailed, idempotent=True, queue="email")
+def send_payment_failed_email(event: OrderPaymentFailed) -> None:
+    """Why the payment failed and how to pay again (the order's page), once per attempt."""
+    emails.send(
+        number=event.number, template="payment_failed",
+        subject=f"the payment for order {event.number} did not go through",
+        claimed=lambda order: order.payment_failed and order.payment_attempt == event.attempt
+        and emails.claim(order_id=order.id, kind=emails.Kind.PAYMENT_FAILED, key=str(event.attempt)),
+        context=lambda order: {"reason": event.message, "held_until": emails.held_until(order)},
+    )  # fmt: skip
+
+
+@subscribe(OrderCancelled, idempotent=True, queue="email")
+def send_cancellation_email(event: OrderCancelled) -> None:
+    """The order is cancelled, why, and what happens to the money: once per order."""
+    emails.send(
+        number=event.number, template="cancelled", subject=f"order {event.number} is cancelled", history=True,
+        claimed=lambda order: emails.claim(order_id=order.id, kind=emails.Kind.CANCELLED, key=""),
+        context=lambda order: {"reason": event.reason, "payment": _payment(order), "by": _cancelled_by(order)},
+    )  # fmt: skip
+
+
+@subscribe(OrderRefundIssued, idempotent=True, queue="email")
+def send_refund_email(event: OrderRefundIssued) -> None:
+    """How much goes back, whether that is all of it, and for which return: once per refund (its running total
+    names it)."""
+    emails.send(
+        number=event.number, template="refunded", subject=f"a refund for order {event.number}",
+        claimed=lambda order: emails.claim(order_id=order.id, kind=emails.Kind.REFUNDED, key=str(event.total_refunded)),
+        context=lambda order: {
+            "amount": event.amount, "total_refunded": event.total_refunded, "full": event.total_refunded >= order.total,
+            "ret": next((r for r in order.returns if r.number == event.ret), None) if event.ret else None,
+        },
+    )  # fmt: skip
+
+
+def _payment(order: services.OrderInfo) -> PaymentInfo | None:
+    try:
+        return payment_get(payment_id=order.payment_id) if order.payment_id else None
+    except PaymentNotFound:
+        return None
+
+
+def _cancelled_by(order: services.OrderInfo) -> str:
+    """Who cancelled: "customer", "shop" (staff) or "system" (unpaid in time)."""
+    change = next((h for h in reversed(order.history) if h.to_status == services.OrderStatus.CANCELLED), None)
+    actor = change.actor if change else "system"
+    if actor.startswith(("customer", "guest")):
+        return "customer"
+    return "system" if actor == "system" else "shop"
 
 
 def fulfil_automatically(event: OrderPaid) -> None:
@@ -81,19 +123,11 @@ if settings.ORDERS_AUTO_FULFIL:
 def send_shipment_email(event: ShipmentShipped) -> None:
     """The customer hears that a parcel is on its way, with its tracking link: once per parcel (claimed and sent in
     one transaction)."""
-    with atomic(module="orders"):
-        if not services.shipment_claim_email(number=event.number, shipment=event.shipment):
-            return
-        order = services.order_find(number=event.number, history=False)
-        parcel = next(s for s in order.shipments if s.number == event.shipment)
-        context = {"order": order, "parcel": parcel, "shop_name": settings.SHOP_NAME}
-        send_mail(
-            subject=f"{settings.SHOP_NAME}: order {order.number} is on its way",
-            message=render_to_string("orders/email/shipped.txt", context),
-            html_message=render_to_string("orders/email/shipped.html", context),
-            from_email=settings.DEFAULT_FROM_EMAIL,
-            recipient_list=[order.email],
-        )
+    emails.send(
+        number=event.number, template="shipped", subject=f"order {event.number} is on its way",
+        claimed=lambda order: services.shipment_claim_email(number=order.number, shipment=event.shipment),
+        context=lambda order: {"parcel": next(s for s in order.shipments if s.number == event.shipment)},
+    )  # fmt: skip
 
 
 @subscribe(PaymentRefunded, idempotent=True)

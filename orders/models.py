@@ -246,3 +246,26 @@ class RefundRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.order_id} {self.amount}"
+
+
+class OrderEmail(models.Model):
+    """An email the customer was sent about their order, once per fact: a payment failure per attempt, a
+    cancellation, a refund per refund (its key). The row is written in the same transaction as the sending, so a
+    mail server that refuses undoes it and the delivery is tried again; a second delivery of the event finds it."""
+
+    class Kind(models.TextChoices):
+        PAYMENT_FAILED = "payment_failed", "Payment failed"
+        CANCELLED = "cancelled", "Cancelled"
+        REFUNDED = "refunded", "Refunded"
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="emails")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    key = models.CharField(max_length=64, blank=True, help_text="Which one of its kind: the attempt, the refund.")
+    sent_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["order_id", "sent_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["order", "kind", "key"], name="order_email_once")]
+
+    def __str__(self) -> str:
+        return f"{self.order_id} {self.kind} {self.key}"

@@ -23,7 +23,8 @@ from catalog.events import ReturnToStock
 from kernel.bus import publish
 from kernel.db import atomic
 from kernel.money import round_money
-from orders.events import ReturnReceived, ReturnRequested
+from orders import access
+from orders.events import OrderRefundIssued, ReturnReceived, ReturnRequested
 from orders.models import Order, OrderLine, RefundRequest, Return, ReturnLine, Shipment
 from orders.state import (
     ALLOWED,
@@ -149,9 +150,11 @@ def return_request(
         raise ReturnError("Choose a reason for the return.", field="reason")
     with atomic(module="orders"):
         order = locked(number)
-        owner = on_behalf or (user_id is not None and order.user_id == user_id) or (
-            access_token and secrets.compare_digest(order.access_token, access_token)
-        )  # fmt: skip
+        owner = (
+            on_behalf
+            or (user_id is not None and order.user_id == user_id)
+            or access.opens(order.number, order.access_token, access_token)
+        )
         if not owner:
             raise OrderNotFound(number)
         order_lines = list(order.lines.all())
@@ -242,7 +245,7 @@ def _refundable_left(order: Order) -> Decimal:
     return order.total - order.amount_refunded
 
 
-def _request_refund(order: Order, amount: Decimal, key: str, actor: str, note: str) -> None:
+def _request_refund(order: Order, amount: Decimal, key: str, actor: str, note: str, ret: int = 0) -> None:
     if amount <= 0:
         raise ReturnError("Nothing to refund.")
     if amount > _refundable_left(order):
@@ -254,6 +257,8 @@ def _request_refund(order: Order, amount: Decimal, key: str, actor: str, note: s
     order.amount_refunded += amount
     order.save(update_fields=["amount_refunded", "updated_at"])
     publish(RefundPayment(payment_id=order.payment_id, idempotency_key=key, amount=amount))
+    publish(OrderRefundIssued(order_id=order.pk, number=order.number, amount=amount,
+                              total_refunded=order.amount_refunded, currency=order.currency, ret=ret))  # fmt: skip
     order.history.create(from_status=order.status, to_status=order.status, actor=actor,
                          note=f"{note}: {amount} {order.currency}"[:300])  # fmt: skip
 
@@ -292,7 +297,7 @@ def return_refund(
         # Each refund is one staff action with a key of its own; the command carries it, so a redelivery of the
         # command refunds once.
         _request_refund(order, amount, f"{number}:return:{ret}:refund:{key[:24] if key else secrets.token_hex(6)}",
-                        actor, f"Refund for return {ret}")  # fmt: skip
+                        actor, f"Refund for return {ret}", ret)  # fmt: skip
         if key is not None:
             RefundRequest.objects.create(order=order, key=key, amount=amount)
         for rl in open_lines:
@@ -337,10 +342,12 @@ def order_payment_refunded(*, number: str, total_refunded: Decimal, currency: st
         order = Order.objects.select_for_update().filter(number=number).first()
         if order is None or currency != order.currency or total_refunded <= order.amount_refunded:
             return
-        added = total_refunded - order.amount_refunded
+        added, before = total_refunded - order.amount_refunded, order.amount_refunded
         order.amount_refunded = min(total_refunded, order.total)
         order.save(update_fields=["amount_refunded", "updated_at"])
         order.history.create(from_status=order.status, to_status=order.status, actor="payments",
                              note=f"Refunded by payments: {added} {order.currency}")  # fmt: skip
+        publish(OrderRefundIssued(order_id=order.pk, number=number, amount=order.amount_refunded - before,
+                                  total_refunded=order.amount_refunded, currency=order.currency))  # fmt: skip
         if order.amount_refunded >= order.total and Status.REFUNDED in ALLOWED[Status(order.status)]:
             transition(order, Status.REFUNDED, "payments", "Refunded in full")

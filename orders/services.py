@@ -27,8 +27,8 @@ from catalog.services import stock_reserve, variants_get
 from kernel.bus import publish
 from kernel.db import atomic, unique
 from kernel.money import round_money
-from orders import fulfilment, returns
-from orders.events import OrderCancelled, OrderPaid, OrderPlaced, OrderRefunded
+from orders import access, fulfilment, returns
+from orders.events import OrderCancelled, OrderPaid, OrderPaymentFailed, OrderPlaced, OrderRefunded, OrderRefundIssued
 from orders.fulfilment import (
     AUTO_CARRIER,
     ShipmentInfo,
@@ -74,6 +74,7 @@ from payments.services import PaymentError
 logger = logging.getLogger(__name__)
 Status = Order.Status
 OrderStatus = Order.Status  # public: callers compare against these, never strings
+ANONYMISED_DOMAIN = "@invalid.example"  # the email address of an order whose customer deleted their account
 NUMBER_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: easy to read out on the phone
 
 # ---------------------------------------------------------------- pricing
@@ -226,14 +227,41 @@ class OrderInfo:
         """The attempt a "Pay again" form shown now starts."""
         return self.payment_attempt + 1
 
+    @property
+    def link_token(self) -> str:
+        """The signed token (?t=) that lets the guest holding it open this order, pay it again, cancel it or ask for a
+        return; it opens no other order. See orders.access."""
+        return access.link_token(self.number, self.access_token)
 
-def _info(order: Order, lines: Iterable[OrderLine] | None = None, history: Iterable[StatusChange] | None = None
-          ) -> OrderInfo:  # fmt: skip
-    """lines and history default to the order's (prefetched) relations."""
+    @property
+    def url(self) -> str:
+        """The order page's absolute address (SHOP_SITE_URL), for emails: with the signed token for a guest's order,
+        plain for a customer's, who signs in to open it."""
+        return access.order_url(self.number, self.access_token, guest=self.user_id is None)
+
+    @property
+    def shipping_method_name(self) -> str:
+        names = {method.code: method.name for method in shipping_methods(subtotal=self.subtotal)}
+        return names.get(self.shipping_method, self.shipping_method)
+
+    @property
+    def anonymised(self) -> bool:
+        """Its customer deleted their account: there is nobody to write to."""
+        return self.email.endswith(ANONYMISED_DOMAIN)
+
+    @property
+    def item_count(self) -> int:
+        return sum(line.quantity for line in self.lines)
+
+
+def _info(order: Order, lines: Iterable[OrderLine] | None = None, history: Iterable[StatusChange] | None = None,
+          parcels: bool = True) -> OrderInfo:  # fmt: skip
+    """lines and history default to the order's (prefetched) relations. parcels=False leaves out the parcels and
+    returns (and their queries)."""
     lines = list(order.lines.all() if lines is None else lines)
-    shipments = fulfilment.shipments_of(order, lines)
-    rets = returns.returns_of(order, lines)
-    left = returns.returnable(order, lines)
+    shipments = fulfilment.shipments_of(order, lines) if parcels else ()
+    rets = returns.returns_of(order, lines) if parcels else ()
+    left = returns.returnable(order, lines) if parcels else {}
     lines = tuple(
         OrderLineInfo(li.sku, li.name, li.variant_label, li.unit_price, li.quantity, li.line_total, li.pk,
                       li.product_id, li.variant_id, li.quantity_shipped, li.quantity_delivered,
@@ -267,7 +295,7 @@ def order_get(
     order = _load(number=number, history=history)
     allowed = order is not None and (
         (user_id is not None and order.user_id == user_id)
-        or (access_token and secrets.compare_digest(order.access_token, access_token))
+        or access.opens(order.number, order.access_token, access_token)
     )
     if not allowed:
         raise OrderNotFound(number)
@@ -295,9 +323,11 @@ def order_by_key(*, idempotency_key: str) -> OrderInfo | None:
     return _info(order) if order else None
 
 
-def orders_for_customer(*, user_id: int) -> tuple[OrderInfo, ...]:
+def orders_for_customer(*, user_id: int, parcels: bool = True) -> tuple[OrderInfo, ...]:
+    """The customer's orders, newest first, with their lines and history. parcels=False (a list of orders) leaves
+    out their parcels and returns: three queries whatever the number of orders."""
     orders = Order.objects.filter(user_id=user_id).prefetch_related("lines", "history")
-    return tuple(_info(o) for o in orders)
+    return tuple(_info(o, parcels=parcels) for o in orders)
 
 
 # ---------------------------------------------------------------- placing
@@ -483,6 +513,8 @@ def order_payment_failed(*, number: str, message: str, payment_id: int | None = 
         order.payment_id = order.payment_id or payment_id
         order.payment_failure = message[:300] or "The payment did not go through."
         order.save(update_fields=["payment_id", "payment_failure", "updated_at"])
+        publish(OrderPaymentFailed(order_id=order.pk, number=number, attempt=order.payment_attempt,
+                                   message=order.payment_failure))  # fmt: skip
 
 
 def order_cancel(*, number: str, actor: str, user_id: int | None = None, access_token: str | None = None) -> OrderInfo:
@@ -531,11 +563,15 @@ def order_refund(*, number: str, actor: str, note: str = "") -> OrderInfo:
     shipped is cancelled instead, which voids its payment.) Raises IllegalTransition, OrderNotFound."""
     with atomic(module="orders"):
         order = _locked(number)
+        before = order.amount_refunded
         order.amount_refunded = order.total  # all of it, whatever was refunded in part before
         _transition(order, Status.REFUNDED, actor, note or "Refunded", also=("amount_refunded",))
         publish(OrderRefunded(order_id=order.pk, number=number))
         if order.payment_id:
             publish(RefundPayment(payment_id=order.payment_id, idempotency_key=f"{number}:refund"))
+            if order.total > before:
+                publish(OrderRefundIssued(order_id=order.pk, number=number, amount=order.total - before,
+                                          total_refunded=order.total, currency=order.currency))  # fmt: skip
     return order_find(number=number)
 
 
@@ -547,7 +583,7 @@ def orders_anonymise_customer(*, user_id: int) -> int:
         for order in Order.objects.select_for_update().filter(user_id=user_id):
             address = order.shipping_address or {}
             order.user_id = None
-            order.email = f"deleted-customer-{order.pk}@invalid.example"
+            order.email = f"deleted-customer-{order.pk}{ANONYMISED_DOMAIN}"
             order.shipping_address = {k: address[k] for k in ("country", "city", "postcode") if k in address}
             order.save(update_fields=["user_id", "email", "shipping_address", "updated_at"])
             StatusChange.objects.filter(order=order, actor=f"customer:{user_id}").update(actor="customer:deleted")
@@ -590,6 +626,7 @@ __all__ = [
     "IllegalTransition",
     "OrderError",
     "OrderInfo",
+    "OrderLineInfo",
     "OrderNotFound",
     "OrderStatus",
     "PaymentError",

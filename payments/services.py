@@ -77,6 +77,9 @@ class InvalidAmount(PaymentError, ValueError):
     pass
 
 
+GATEWAY_LABELS = {"test": "Card, through the test gateway", "stripe": "Card, through Stripe"}
+
+
 @dataclass(frozen=True)
 class PaymentInfo:
     id: int
@@ -89,6 +92,12 @@ class PaymentInfo:
     amount_refunded: Decimal
     redirect_url: str
     failure_code: str
+    gateway: str = ""
+
+    @property
+    def method_label(self) -> str:
+        """How the customer paid, for their order page and emails ("Card, through Stripe")."""
+        return GATEWAY_LABELS.get(self.gateway, f"Card, through {self.gateway}" if self.gateway else "Card")
 
     @property
     def customer_message(self) -> str:
@@ -111,6 +120,7 @@ def _info(p: Payment) -> PaymentInfo:
         p.amount_refunded,
         p.redirect_url,
         p.failure_code,
+        p.gateway,
     )
 
 

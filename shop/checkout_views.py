@@ -8,9 +8,11 @@ redirect. A second click on "Place order" (same form token) gives the same order
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -18,8 +20,9 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.http import urlencode
 from django.views.decorators.http import require_http_methods, require_POST
 
+from catalog.services import variants_get
 from orders import services as orders
-from payments.services import payment_get
+from payments.services import PaymentInfo, PaymentNotFound, payment_get
 from shop import cart, services
 from shop.cart_views import cart_storage
 from shop.checkout_forms import CheckoutForm
@@ -153,47 +156,107 @@ def pay_again(request: HttpRequest, number: str) -> HttpResponse:
     return redirect(started.next_url)
 
 
+@dataclass(frozen=True)
+class OrderItem:
+    """An order line as the customer's pages show it: with its product's picture and a link to its page, read from
+    catalog now (empty when the product is no longer on sale: the line's own snapshot still shows)."""
+
+    line: orders.OrderLineInfo
+    product_url: str = ""
+    image_url: str = ""
+    pictured = True  # shop/_order_summary.html shows a picture (or its placeholder) for these lines
+
+    def __getattr__(self, name: str):  # the line's fields: name, quantity, line_total, ...
+        return getattr(self.line, name)
+
+
+def _items(lines: list[orders.OrderLineInfo]) -> list[OrderItem]:
+    """The lines with their products, in one catalog query whatever their number."""
+    found = variants_get(variant_ids={line.variant_id for line in lines})
+    items = []
+    for line in lines:
+        variant = found.get(line.variant_id)
+        if variant is None:
+            items.append(OrderItem(line))
+            continue
+        url = reverse("shop:product", args=[variant.product_slug]) + f"?{urlencode({'variant': variant.id})}"
+        items.append(OrderItem(line, url, variant.image_url))
+    return items
+
+
+HISTORY_THUMBNAILS = 3  # items pictured per order in the history; the rest are counted
+
+
 @login_required
 def order_history(request: HttpRequest) -> HttpResponse:
-    return _no_store(
-        render(request, "shop/orders.html", {"orders": orders.orders_for_customer(user_id=request.user.pk)})
-    )
+    placed = orders.orders_for_customer(user_id=request.user.pk, parcels=False)
+    items = iter(_items([line for order in placed for line in order.lines[:HISTORY_THUMBNAILS]]))
+    rows = [
+        (order, [next(items) for _ in order.lines[:HISTORY_THUMBNAILS]], max(len(order.lines) - HISTORY_THUMBNAILS, 0))
+        for order in placed
+    ]
+    return _no_store(render(request, "shop/orders.html", {"orders": rows}))
+
+
+def _token(request: HttpRequest) -> str:
+    return request.GET.get("t") or request.POST.get("t") or ""
 
 
 def _order_for(request: HttpRequest, number: str) -> orders.OrderInfo:
     user_id = request.user.pk if request.user.is_authenticated else None
-    token = request.GET.get("t") or request.POST.get("t")
     try:
-        return orders.order_get(number=number, user_id=user_id, access_token=token)
+        return orders.order_get(number=number, user_id=user_id, access_token=_token(request) or None)
     except orders.OrderNotFound:
         raise Http404("No such order") from None
 
 
+def _order_url(request: HttpRequest, number: str) -> str:
+    """The order's page, with the guest's token if they came with one."""
+    target = reverse("shop:order", args=[number])
+    token = _token(request)
+    return f"{target}?{urlencode({'t': token})}" if token and not request.user.is_authenticated else target
+
+
+def _payment(order: orders.OrderInfo) -> PaymentInfo | None:
+    try:
+        return payment_get(payment_id=order.payment_id) if order.payment_id else None
+    except PaymentNotFound:
+        return None
+
+
 @require_http_methods(["GET", "HEAD"])
 def order_detail(request: HttpRequest, number: str) -> HttpResponse:
+    if not request.user.is_authenticated and not _token(request):
+        return redirect_to_login(request.get_full_path())  # a customer's link from an email: sign in first
     order = _order_for(request, number)
-    payment = payment_get(payment_id=order.payment_id) if order.payment_id else None
     returnable = [(line, range(line.returnable + 1)) for line in order.lines if line.returnable]
-    context = {"order": order, "payment": payment, "token": request.GET.get("t", ""), "returnable": returnable,
-               "reasons": orders.REASONS}  # fmt: skip
+    context = {"order": order, "items": _items(list(order.lines)), "payment": _payment(order),
+               "token": request.GET.get("t", ""), "returnable": returnable, "reasons": orders.REASONS}  # fmt: skip
     return _no_store(render(request, "shop/order_detail.html", context))
 
 
-@require_POST
+@require_http_methods(["GET", "HEAD", "POST"])
 def order_cancel(request: HttpRequest, number: str) -> HttpResponse:
+    """Cancelling asks first: the order's Cancel button leads to this page ("Cancel order X?", what happens to the
+    money), and only its "Yes, cancel" (a POST with confirm) cancels."""
     order = _order_for(request, number)
+    if not order.can_cancel:
+        messages.error(request, "This order has left our warehouse and can no longer be cancelled.")
+        return redirect(_order_url(request, number))
+    if request.method != "POST" or request.POST.get("confirm") != "yes":
+        context = {"order": order, "payment": _payment(order), "token": _token(request),
+                   "keep_url": _order_url(request, number)}  # fmt: skip
+        return _no_store(render(request, "shop/order_cancel.html", context))
     actor = f"customer:{request.user.pk}" if request.user.is_authenticated else "guest"
     try:
         orders.order_cancel(number=order.number, actor=actor,
                             user_id=request.user.pk if request.user.is_authenticated else None,
-                            access_token=None if request.user.is_authenticated else request.POST.get("t"))  # fmt: skip
+                            access_token=None if request.user.is_authenticated else _token(request))  # fmt: skip
     except orders.IllegalTransition as exc:
         messages.error(request, str(exc))
     else:
         messages.success(request, "Your order is cancelled. Nothing will be charged, or it is refunded.")
-    target = reverse("shop:order", args=[number])
-    token = request.POST.get("t")
-    return redirect(f"{target}?t={token}" if token and not request.user.is_authenticated else target)
+    return redirect(_order_url(request, number))
 
 
 @require_POST
@@ -218,6 +281,4 @@ def order_return(request: HttpRequest, number: str) -> HttpResponse:
     else:
         messages.success(request, f"Return {ret.number} is registered. Send the items back; we refund them once "
                                   "they arrive.")  # fmt: skip
-    target = reverse("shop:order", args=[number])
-    token = request.POST.get("t")
-    return redirect(f"{target}?t={token}" if token and not signed_in else target)
+    return redirect(_order_url(request, number))

@@ -115,7 +115,7 @@ class CheckoutStarted:
     """An order placed and its payment started."""
 
     order_number: str
-    access_token: str
+    access_token: str  # the signed token of the guest's link (?t=), which opens this order only
     return_url: str  # the confirmation page, where the gateway sends the customer back
     next_url: str  # where to send the customer now: the gateway's page, or straight back when there is none
 
@@ -202,7 +202,7 @@ def checkout_place(
 
 
 def _return_url(order: OrderInfo, site_url: str) -> str:
-    return site_url + reverse("shop:checkout-return", args=[order.number]) + f"?t={order.access_token}"
+    return site_url + reverse("shop:checkout-return", args=[order.number]) + f"?t={order.link_token}"
 
 
 def _started(order: OrderInfo, payment: PaymentInfo, return_url: str) -> CheckoutStarted:
@@ -211,7 +211,7 @@ def _started(order: OrderInfo, payment: PaymentInfo, return_url: str) -> Checkou
         orders.order_payment_failed(number=order.number, message=payment.customer_message, payment_id=payment.id)
     next_url = return_url if failed or not payment.redirect_url else payment.redirect_url
     return CheckoutStarted(
-        order_number=order.number, access_token=order.access_token, return_url=return_url, next_url=next_url
+        order_number=order.number, access_token=order.link_token, return_url=return_url, next_url=next_url
     )
 
 

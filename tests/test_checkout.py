@@ -64,7 +64,9 @@ def test_guest_checkout_places_one_order_and_one_payment_even_when_submitted_twi
     assert order.email == "guest@example.com"
     assert client.get("/cart/").context["cart"].lines == (), "the cart is emptied once the order is paid"
     assert client.get(f"/orders/{order.number}/?t={order.access_token}").status_code == 200, "the guest's link"
-    assert Client().get(f"/orders/{order.number}/").status_code == 404, "nobody else's"
+    assert Client().get(f"/orders/{order.number}/?t=guess").status_code == 404, "nobody else's"
+    signed_out = Client().get(f"/orders/{order.number}/")  # a customer's link from an email: sign in first
+    assert signed_out["Location"] == f"/account/login/?next=/orders/{order.number}/"
 
 
 def test_declined_card_shows_why_and_keeps_the_cart(client, lamp, django_capture_on_commit_callbacks):
@@ -121,15 +123,19 @@ def test_signed_in_customer_sees_history_and_cancels_before_shipment(lamp, djang
     detail = client.get(f"/orders/{order.number}/").content.decode()
     assert "Awaiting payment" in detail
     assert "Payment authorised" in detail
+    asked = client.post(f"/orders/{order.number}/cancel/").content.decode()  # a POST without the confirmation step
+    assert f"Cancel order {order.number}?" in asked, "it asks first"
+    order.refresh_from_db()
+    assert order.status == "paid"
     with django_capture_on_commit_callbacks(execute=True):
-        client.post(f"/orders/{order.number}/cancel/")
+        client.post(f"/orders/{order.number}/cancel/", {"confirm": "yes"})
     order.refresh_from_db()
     assert order.status == "cancelled"
     assert StockItem.objects.get(variant=lamp).on_hand == 3, "back on the shelf"
     assert Payment.objects.get().status == "voided"
     other = Client()
     other.force_login(UserFactory())
-    assert other.post(f"/orders/{order.number}/cancel/").status_code == 404
+    assert other.post(f"/orders/{order.number}/cancel/", {"confirm": "yes"}).status_code == 404
 
 
 @pytest.mark.parametrize(
@@ -141,6 +147,7 @@ def test_signed_in_customer_sees_history_and_cancels_before_shipment(lamp, djang
         ("get", "/orders/NW-NOPE/?t=" + "x" * 500, None),
         ("get", "/orders/NW-NOPE/cancel/", None),
         ("post", "/orders/NW-NOPE/cancel/", {"t": "x"}),
+        ("post", "/orders/NW-NOPE/cancel/", {"t": "x" * 500, "confirm": "yes"}),
         ("get", "/checkout/place/", None),
         ("post", "/checkout/place/", {"token": "x" * 5000}),
         ("post", "/checkout/", {**DETAILS, "shipping_method": "teleport"}),

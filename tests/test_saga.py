@@ -168,7 +168,10 @@ def test_cancelling_with_the_process_killed_after_commit_still_returns_stock_and
     assert payment_get(payment_id=order_payment(order)).status == "authorized", "the money is still held"
     assert stock(kettle) == (3, 0)
 
-    assert process_dies_after_commit.recover() == 3, "the release of the stock, the void and webhooks' order.cancelled"
+    assert process_dies_after_commit.recover() == 4, (
+        "the release of the stock, the void, the customer's email and webhooks' order.cancelled"
+    )
+    assert len([m for m in mail.outbox if "is cancelled" in m.subject]) == 1
     assert payment_get(payment_id=order_payment(order)).status == "voided"
     assert stock(kettle) == (5, 0)
     assert Transaction.objects.filter(kind="void").count() == 1
@@ -204,7 +207,9 @@ def test_paid_after_the_hold_lapsed_and_the_stock_sold_out_the_order_is_cancelle
     assert services.order_find(number=rival.number).status == services.OrderStatus.PAID
 
     confirmed = [m.subject for m in mail.outbox]
-    assert [s for s in confirmed if late.number in s] == [], "no confirmation for an order that could not be sold"
+    assert [s for s in confirmed if late.number in s] == [f"Northwind Goods: order {late.number} is cancelled"], (
+        "no confirmation for an order that could not be sold: the customer hears it is cancelled"
+    )
     assert [s for s in confirmed if rival.number in s], "the rival's order was confirmed"
     failed = outbox.events("catalog.reservation.failed.v1")
     assert len(failed) == 1
