@@ -53,7 +53,7 @@ class VariantInline(admin.TabularInline):
 class ProductImageInline(admin.TabularInline):
     model = ProductImage
     extra = 0
-    fields = ("image", "alt_text", "position")
+    fields = ("image", "alt_text", "colour", "position")
 
 
 @admin.register(Product)
