@@ -163,7 +163,7 @@
         input.disabled = !selected && !group.colour && !(exists && inStock);
         var label = input.closest(".option");
         label.dataset.state = !exists ? "missing" : inStock ? "available" : "sold-out";
-        label.querySelector(".option-note").textContent = !exists ? ", not available" : inStock ? "" : ", sold out";
+        label.querySelector(".option-note").textContent = !exists ? "(not available)" : inStock ? "" : "(sold out)";
       });
     });
     document.getElementById("variant-price").textContent = variant.price;
