@@ -77,6 +77,9 @@ def test_choosing_a_colour_shows_its_pictures_and_which_sizes_are_left(
     colours.get_by_role("radio", name=second, exact=True).check()
     expect(colours).to_contain_text(f"Colour: {second}")
     expect(main).to_have_attribute("src", detail.images_for(second)[0].large_url)
+    page.wait_for_function(
+        "() => { const i = document.getElementById('gallery-main'); return i.complete && i.naturalWidth > 0 }"
+    )
     assert detail.images_for(second)[0].large_url != detail.images_for(first)[0].large_url
     assert detail.images_for(second)[0].colour == second, "the picture of that colour"
     sold_out = sizes.get_by_role("radio", name=f"{size_group.values[1]} (sold out)", exact=True)

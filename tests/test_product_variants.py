@@ -218,3 +218,37 @@ def test_a_capped_quantity_is_a_warning_on_the_page_it_comes_back_to(client, tee
     assert client.post("/cart/update", {"variant": tee["Navy/S"].id, "quantity": "2"}, HTTP_ACCEPT="application/json")
     answer = client.post("/cart/update", {"variant": tee["Navy/S"].id, "quantity": "3"}, HTTP_ACCEPT="application/json")
     assert (answer.json()["level"], answer.json()["message"]) == ("success", "Cart updated.")
+
+
+def test_staff_link_a_picture_to_a_colour_in_the_admin(client, tee):
+    from tests.factories import SuperuserFactory
+
+    client.force_login(SuperuserFactory())
+    product = tee["product"]
+    url = f"/admin/catalog/product/{product.pk}/change/"
+    form = client.get(url).context["adminform"].form
+    data = {k: v for k, v in form.initial.items() if v is not None and k not in ("attributes", "created_at")}
+    data.update(
+        {"attributes": "{}", "category": product.category_id, "published_at_0": "2026-01-01",
+         "published_at_1": "00:00:00", "variants-TOTAL_FORMS": "0", "variants-INITIAL_FORMS": "0"}
+    )  # fmt: skip
+    images = list(product.images.order_by("position"))
+    data.update({"images-TOTAL_FORMS": str(len(images)), "images-INITIAL_FORMS": str(len(images))})
+    new_colours = ["Rose", "", "navy"]  # the label picture becomes Navy's, the Navy one every colour's
+    for i, (image, colour) in enumerate(zip(images, new_colours, strict=True)):
+        prefix = f"images-{i}-"
+        data.update({f"{prefix}id": image.pk, f"{prefix}product": product.pk, f"{prefix}alt_text": image.alt_text,
+                     f"{prefix}colour": colour, f"{prefix}position": image.position})  # fmt: skip
+    response = client.post(url, data, follow=True)
+    assert response.redirect_chain, response.context["adminform"].form.errors
+    assert not [m for m in response.context["messages"] if "no variant has" in str(m)]
+    assert [i.colour for i in product.images.order_by("position")] == ["Rose", "", "Navy"], "spelled as variants do"
+    navy = variants_get(variant_ids=[tee["Navy/S"].id])[tee["Navy/S"].id]
+    assert navy.image_url.endswith("/detail-2.listing.jpg"), "Navy's picture is now the one given its colour"
+
+    data["images-0-colour"] = "Purple"
+    response = client.post(url, data, follow=True)
+    shown = [str(m) for m in response.context["messages"]]
+    assert any(
+        "is for the colour “Purple”, which no variant has (the variants' colours: Navy, Rose)" in m for m in shown
+    )
