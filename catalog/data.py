@@ -10,6 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 from django.utils.text import slugify
@@ -447,24 +448,27 @@ class ProductDetail:
     def has_picker(self) -> bool:
         return len(self.variants) > 1
 
-    def _grouped(self) -> bool:
-        """Every variant has a value for every option, and no two variants have the same values."""
+    @cached_property
+    def _grid(self) -> tuple[bool, dict[int, tuple[str, ...]]]:
+        """Whether the options make a grid (every variant has a value for each, no two the same values), and each
+        variant's value of each option group (variant id -> values); without a grid, one group of labels."""
         names = self.option_names
-        combos = {tuple(dict(v.options).get(n) for n in names) for v in self.variants}
-        return bool(names) and len(combos) == len(self.variants) and all(None not in c for c in combos)
+        grid = {v.id: tuple(dict(v.options).get(n, "") for n in names) for v in self.variants}
+        complete = all(len(v.options) == len(names) for v in self.variants)
+        if names and complete and len(set(grid.values())) == len(grid):
+            return True, grid
+        labels = [v.label for v in self.variants]
+        return False, {v.id: (v.label if labels.count(v.label) == 1 else v.sku,) for v in self.variants}
 
     def values_of(self, variant: VariantInfo) -> tuple[str, ...]:
         """The variant's value of each option group, in the groups' order."""
-        if not self._grouped():
-            return (variant.label if [v.label for v in self.variants].count(variant.label) == 1 else variant.sku,)
-        options = dict(variant.options)
-        return tuple(options[name] for name in self.option_names)
+        return self._grid[1][variant.id]
 
-    @property
+    @cached_property
     def option_groups(self) -> tuple[OptionGroup, ...]:
         """The options the shopper chooses from. Variants whose options do not make a grid (one lacks a value,
         two have the same) are offered as one group, "Option", of their labels."""
-        names = self.option_names if self._grouped() else ("Option",)
+        names = self.option_names if self._grid[0] else ("Option",)
         groups = []
         for index, name in enumerate(names):
             values = tuple(dict.fromkeys(self.values_of(v)[index] for v in self.variants))
