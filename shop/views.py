@@ -258,7 +258,7 @@ def _picker_data(detail: ProductDetail) -> dict:
 
 
 def _option_choice(request: HttpRequest, slug: str, wanted: int | None) -> HttpResponse | None:
-    """Without JavaScript the picker's "Show this option" sends the values chosen (?o_colour=Rose&o_size=M): the
+    """Without JavaScript the picker's "Show this choice" sends the values chosen (?o_colour=Rose&o_size=M): the
     answer is a redirect to the variant they make (?variant=<id>), the address the page is cached under."""
     values = {k.removeprefix("o_"): v[:120] for k, v in request.GET.items() if k.startswith("o_") and len(k) < 64}
     if not values:
