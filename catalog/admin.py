@@ -7,7 +7,7 @@ from django import forms
 from django.contrib import admin, messages
 
 from catalog.categories import categories_changed
-from catalog.data import StockBelowReserved
+from catalog.data import StockBelowReserved, colour_of
 from catalog.models import Brand, Category, Product, ProductImage, StockItem, Variant
 from catalog.projection import images_render, refresh_products
 from catalog.stock import stock_set
@@ -53,7 +53,7 @@ class VariantInline(admin.TabularInline):
 class ProductImageInline(admin.TabularInline):
     model = ProductImage
     extra = 0
-    fields = ("image", "alt_text", "position")
+    fields = ("image", "alt_text", "colour", "position")
 
 
 @admin.register(Product)
@@ -76,8 +76,31 @@ class ProductAdmin(admin.ModelAdmin):
     def save_related(self, request, form, formsets, change) -> None:
         super().save_related(request, form, formsets, change)
         product_id = form.instance.pk
+        for problem in match_picture_colours(product_id=product_id):
+            messages.warning(request, problem)
         images_render(product_id=product_id)
         refresh_products(product_ids=[product_id], listing_changed=True)
+
+
+def match_picture_colours(*, product_id: int) -> list[str]:
+    """Spell each picture's colour as the product's variants do ("navy" -> "Navy"); returns a sentence for each
+    picture whose colour no variant has (it then shows with no variant)."""
+    colours: dict[str, str] = {}
+    for options in Variant.objects.filter(product_id=product_id).values_list("options", flat=True):
+        colour = colour_of(options)
+        colours.setdefault(colour.lower(), colour)
+    problems = []
+    for image in ProductImage.objects.filter(product_id=product_id).exclude(colour=""):
+        spelled = colours.get(image.colour.strip().lower())
+        if spelled is None:
+            known = ", ".join(sorted(c for c in colours.values() if c)) or "none"
+            problems.append(
+                f"The picture “{image.alt_text}” is for the colour “{image.colour}”, which no variant has "
+                f"(the variants' colours: {known}). Correct it, or leave it blank to show it with every colour."
+            )
+        elif spelled != image.colour:
+            ProductImage.objects.filter(pk=image.pk).update(colour=spelled)
+    return problems
 
 
 class StockForm(forms.ModelForm):

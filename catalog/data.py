@@ -10,7 +10,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
+
+from django.utils.text import slugify
 
 PER_PAGE_CHOICES = (12, 24, 48)
 DEFAULT_PER_PAGE = 24
@@ -27,6 +30,48 @@ TREE_CACHE_KEY = "catalog:category-tree:v1"
 SIZE_ORDER = ["XXS", "XS", "S", "M", "L", "XL", "XXL", "3XL"]
 # Variant options are a JSON object, whose key order PostgreSQL does not keep: names are shown in this order.
 OPTION_ORDER = ["colour", "color", "size", "eu size", "waist", "length", "diameter", "capacity", "storage"]
+
+
+# The option that picks a product's pictures (ProductImage.colour holds one of its values).
+COLOUR_OPTIONS = ("colour", "color")
+# Swatch colours of the colour names the shop uses; any other name gets a neutral swatch with its initial.
+COLOUR_RGB = {
+    "Black": (34, 34, 38),
+    "White": (236, 236, 232),
+    "Navy": (31, 45, 84),
+    "Grey": (128, 132, 138),
+    "Red": (190, 45, 45),
+    "Forest": (46, 110, 70),
+    "Sky": (80, 150, 210),
+    "Sand": (214, 194, 158),
+    "Olive": (112, 116, 62),
+    "Rose": (222, 140, 160),
+    "Mustard": (220, 170, 40),
+    "Teal": (30, 128, 128),
+    "Orange": (226, 118, 40),
+    "Silver": (186, 188, 194),
+}
+_SWATCHES = {name.lower(): "#{:02x}{:02x}{:02x}".format(*rgb) for name, rgb in COLOUR_RGB.items()}
+
+
+def option_key(name: str) -> str:
+    """An option's name as query parameters spell it: "EU size" -> "eu-size"."""
+    return slugify(name) or "option"
+
+
+def is_colour_option(name: str) -> bool:
+    return name.strip().lower() in COLOUR_OPTIONS
+
+
+def swatch(colour: str) -> str:
+    """The CSS colour of a swatch for this colour name ("" when the shop does not know it)."""
+    return _SWATCHES.get(colour.strip().lower(), "")
+
+
+def colour_of(options: Any) -> str:
+    """The value of the colour option of a variant's options (a dict or (name, value) pairs), "" for none."""
+    pairs = options.items() if isinstance(options, dict) else (options or ())
+    return next((str(value) for name, value in pairs if is_colour_option(str(name))), "")
 
 
 def ordered_options(options: dict[str, Any] | None) -> tuple[tuple[str, str], ...]:
@@ -334,6 +379,41 @@ class ImageInfo:
     large_url: str
     listing_url: str
     alt: str
+    colour: str = ""  # the colour it shows, "" for every colour
+
+
+@dataclass(frozen=True)
+class OptionGroup:
+    """One option of a product's variants (Colour, Size) and its values, in the variants' order."""
+
+    name: str
+    key: str  # the option's query parameter on the product page: "colour", "eu-size"
+    values: tuple[str, ...]
+    is_colour: bool
+
+    @property
+    def single(self) -> bool:
+        """One value only (every variant is Black): shown as text, not as a choice."""
+        return len(self.values) == 1
+
+
+@dataclass(frozen=True)
+class OptionChoice:
+    """One value of an option group as the product page offers it, given the variant chosen: whether a variant with
+    this value and the values chosen in the groups before it exists, and whether one of those is in stock."""
+
+    value: str
+    selected: bool
+    exists: bool
+    in_stock: bool
+    disabled: bool  # not to be chosen: no such combination, or sold out (a colour stays choosable: its pictures)
+    swatch: str = ""
+
+    @property
+    def state(self) -> str:
+        if not self.exists:
+            return "missing"
+        return "available" if self.in_stock else "sold-out"
 
 
 @dataclass(frozen=True)
@@ -361,6 +441,95 @@ class ProductDetail:
                 if name not in names:
                     names.append(name)
         return tuple(names)
+
+    # ---- the variant picker
+
+    @property
+    def has_picker(self) -> bool:
+        return len(self.variants) > 1
+
+    @cached_property
+    def _grid(self) -> tuple[bool, dict[int, tuple[str, ...]]]:
+        """Whether the options make a grid (every variant has a value for each, no two the same values), and each
+        variant's value of each option group (variant id -> values); without a grid, one group of labels."""
+        names = self.option_names
+        grid = {v.id: tuple(dict(v.options).get(n, "") for n in names) for v in self.variants}
+        complete = all(len(v.options) == len(names) for v in self.variants)
+        if names and complete and len(set(grid.values())) == len(grid):
+            return True, grid
+        labels = [v.label for v in self.variants]
+        return False, {v.id: (v.label if labels.count(v.label) == 1 else v.sku,) for v in self.variants}
+
+    def values_of(self, variant: VariantInfo) -> tuple[str, ...]:
+        """The variant's value of each option group, in the groups' order."""
+        return self._grid[1][variant.id]
+
+    @cached_property
+    def option_groups(self) -> tuple[OptionGroup, ...]:
+        """The options the shopper chooses from. Variants whose options do not make a grid (one lacks a value,
+        two have the same) are offered as one group, "Option", of their labels."""
+        names = self.option_names if self._grid[0] else ("Option",)
+        groups = []
+        for index, name in enumerate(names):
+            values = tuple(dict.fromkeys(self.values_of(v)[index] for v in self.variants))
+            groups.append(OptionGroup(name=name, key=option_key(name), values=values, is_colour=is_colour_option(name)))
+        return tuple(groups)
+
+    def choices(self, chosen: VariantInfo) -> tuple[tuple[OptionGroup, tuple[OptionChoice, ...]], ...]:
+        """Each option group with its values as offered when `chosen` is the variant chosen: a value of a group is
+        judged together with the values chosen in the groups before it (sizes follow the colour)."""
+        picked = self.values_of(chosen)
+        rows = [(self.values_of(v), v.in_stock) for v in self.variants]
+        result = []
+        for index, group in enumerate(self.option_groups):
+            offered = []
+            for value in group.values:
+                matching = [ok for values, ok in rows if values[:index] == picked[:index] and values[index] == value]
+                selected = picked[index] == value
+                offered.append(
+                    OptionChoice(
+                        value=value,
+                        selected=selected,
+                        exists=bool(matching),
+                        in_stock=any(matching),
+                        disabled=not selected and not group.is_colour and not any(matching),
+                        swatch=swatch(value) if group.is_colour else "",
+                    )
+                )
+            result.append((group, tuple(offered)))
+        return tuple(result)
+
+    def variant_for(self, values: dict[str, str], *, current: VariantInfo | None = None) -> VariantInfo | None:
+        """The variant to show for what the shopper chose (option group key -> value; groups left out keep the
+        current variant's value): in stock first, then the one matching the most groups, the first groups first.
+        None when no variant has the first value chosen."""
+        if not self.variants:
+            return None
+        groups = self.option_groups
+        base = self.values_of(current) if current is not None else self.values_of(self.variants[0])
+        wanted = tuple(values.get(g.key, base[i]) for i, g in enumerate(groups))
+        first = next((i for i, g in enumerate(groups) if g.key in values), None)
+        candidates = [v for v in self.variants if first is None or self.values_of(v)[first] == wanted[first]] or list(
+            self.variants
+        )
+
+        def rank(variant: VariantInfo) -> tuple:
+            own = self.values_of(variant)
+            return (variant.in_stock, *(own[i] == wanted[i] for i in range(len(groups))))
+
+        if first is not None and not any(self.values_of(v)[first] == wanted[first] for v in self.variants):
+            return None
+        return max(candidates, key=rank)
+
+    def colour_of(self, variant: VariantInfo | None) -> str:
+        return colour_of(variant.options) if variant is not None else ""
+
+    def images_for(self, colour: str) -> tuple[ImageInfo, ...]:
+        """The pictures to show for a colour: its own, then those of every colour; all of them when the colour
+        has none of its own and there are no general ones."""
+        own = tuple(i for i in self.images if colour and i.colour.lower() == colour.lower())
+        general = tuple(i for i in self.images if not i.colour)
+        return own + general or self.images
 
 
 # ---------------------------------------------------------------- stock and reservations

@@ -21,7 +21,7 @@ from django.utils.text import slugify
 from PIL import Image, ImageDraw
 
 from catalog.categories import categories_changed
-from catalog.data import DemoSeedResult
+from catalog.data import COLOUR_RGB, DemoSeedResult
 from catalog.images import encode_jpeg, make_renditions
 from catalog.models import Brand, Category, Product, ProductImage, StockItem, Variant
 from catalog.projection import refresh_products
@@ -31,22 +31,7 @@ from kernel.money import round_money
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 BATCH = 500
 
-COLOURS = {
-    "Black": (34, 34, 38),
-    "White": (236, 236, 232),
-    "Navy": (31, 45, 84),
-    "Grey": (128, 132, 138),
-    "Red": (190, 45, 45),
-    "Forest": (46, 110, 70),
-    "Sky": (80, 150, 210),
-    "Sand": (214, 194, 158),
-    "Olive": (112, 116, 62),
-    "Rose": (222, 140, 160),
-    "Mustard": (220, 170, 40),
-    "Teal": (30, 128, 128),
-    "Orange": (226, 118, 40),
-    "Silver": (186, 188, 194),
-}
+COLOURS = COLOUR_RGB  # the pool pictures are drawn in the colours of the swatches
 
 
 @dataclass(frozen=True)
@@ -423,7 +408,7 @@ def _create_batch(
         for position, colour in enumerate(colours):
             original, listing = _pool_image(kind_name, colour, images)
             pictures.append(
-                ProductImage(product=product, image=original, listing=listing, large=original,
+                ProductImage(product=product, image=original, listing=listing, large=original, colour=colour,
                              alt_text=f"{product.title} in {colour.lower()}", position=position)
             )  # fmt: skip
     Variant.objects.bulk_create(variants)

@@ -19,7 +19,7 @@ def _variant_info(v: Variant) -> VariantInfo:
         product_id=v.product_id,
         product_title=v.product.title,
         product_slug=v.product.slug,
-        image_url=media_url(v.product.listing_image),
+        image_url=media_url(v.listing_image or v.product.listing_image),
         sku=v.sku,
         options=ordered_options(v.options),
         price=v.price,
@@ -52,6 +52,7 @@ def product_detail(*, slug: str) -> ProductDetail:
                 large_url=media_url(i.large or i.image.name),
                 listing_url=media_url(i.listing or i.image.name),
                 alt=i.alt_text,
+                colour=i.colour,
             )
             for i in images
         ),
@@ -64,24 +65,26 @@ def product_detail(*, slug: str) -> ProductDetail:
 
 
 def variants_get(*, variant_ids: Iterable[int]) -> dict[int, VariantInfo]:
-    """Current price and availability of these variants (missing ids are left out). One query."""
+    """Current price, availability and picture (of the variant's colour) of these variants (missing ids are left
+    out). One query."""
     rows = (
         Variant.objects.filter(pk__in=list(variant_ids), product__is_active=True)
         .order_by()
         .values_list(
-            "pk", "product_id", "product__title", "product__slug", "product__listing_image", "sku", "options", "price",
-            "compare_at_price", "currency", "stock__on_hand", "stock__reserved", "is_active",
+            "pk", "product_id", "product__title", "product__slug", "listing_image", "product__listing_image", "sku",
+            "options", "price", "compare_at_price", "currency", "stock__on_hand", "stock__reserved", "is_active",
         )
     )  # fmt: skip
     # The cart, the checkout and every order ask this: only the columns needed, and no model instances.
     found = {}
     for row in rows:
-        pk, product_id, title, slug, image, sku, options, price, compare_at, currency, on_hand, reserved, active = row
+        pk, product_id, title, slug, own_image, image, sku, options, price, compare_at, currency, *rest = row
+        on_hand, reserved, active = rest
         available = on_hand - reserved if on_hand is not None else 0
-        found[pk] = VariantInfo(
-            id=pk, product_id=product_id, product_title=title, product_slug=slug, image_url=media_url(image), sku=sku,
-            options=ordered_options(options), price=price, compare_at_price=compare_at, currency=currency,
-            available=max(available, 0), is_active=active,
+        found[pk] = VariantInfo(  # the picture of the variant's colour, else the product's
+            id=pk, product_id=product_id, product_title=title, product_slug=slug,
+            image_url=media_url(own_image or image), sku=sku, options=ordered_options(options), price=price,
+            compare_at_price=compare_at, currency=currency, available=max(available, 0), is_active=active,
         )  # fmt: skip
     return found
 

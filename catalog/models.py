@@ -101,6 +101,9 @@ class Variant(models.Model):
     position = models.PositiveIntegerField(default=0)
     is_active = models.BooleanField(default=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
+    # ---- denormalised (catalog.projection.refresh_products): the listing rendition of the picture of this
+    # variant's colour, or of the product's first picture; the cart and the orders show it.
+    listing_image = models.CharField(max_length=300, blank=True, editable=False)
 
     class Meta:
         ordering = ["position", "id"]
@@ -167,6 +170,12 @@ class ProductImage(models.Model):
     listing = models.CharField(max_length=300, blank=True, editable=False)
     large = models.CharField(max_length=300, blank=True, editable=False)
     alt_text = models.CharField(max_length=200, help_text="What the picture shows, for people who cannot see it.")
+    colour = models.CharField(
+        max_length=120,
+        blank=True,
+        help_text="The colour this picture shows, as the variants' Colour option spells it (Navy). "
+        "Blank: it shows every colour (a detail, the packaging).",
+    )
     position = models.PositiveIntegerField(default=0)
 
     class Meta:

@@ -1,6 +1,6 @@
 """The listing read model: the fields of Product that listings show (prices, stock flag, image, brand, option
-values, search vector or, on SQLite, the rows of the trigram search table), recomputed from variants, stock and
-images; and image renditions. Private to catalog."""
+values, search vector or, on SQLite, the rows of the trigram search table) and each variant's picture (of its
+colour), recomputed from variants, stock and images; and image renditions. Private to catalog."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from collections.abc import Iterable
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from django.utils.text import slugify
 
 from catalog import search as _search
+from catalog.data import colour_of, option_key
 from catalog.events import ProductChanged
 from catalog.images import make_renditions
 from catalog.models import Product, ProductImage, ProductOptionValue, StockItem, Variant
@@ -30,10 +30,6 @@ LISTING_FIELDS = (
     "listing_image",
     "listing_image_alt",
 )
-
-
-def option_key(name: str) -> str:
-    return slugify(name) or "option"
 
 
 def _listing_fields(product: Product) -> tuple:
@@ -73,8 +69,11 @@ def refresh_products(
     for v in Variant.objects.filter(product_id__in=ids, is_active=True).select_related("stock"):
         variants[v.product_id].append(v)
     first_image: dict[int, ProductImage] = {}
+    colour_image: dict[tuple[int, str], ProductImage] = {}
     for image in ProductImage.objects.filter(product_id__in=ids).order_by("product_id", "position", "id"):
         first_image.setdefault(image.product_id, image)
+        if image.colour:
+            colour_image.setdefault((image.product_id, image.colour.lower()), image)
 
     # every variant has a stock row (new variants from the admin start at zero)
     StockItem.objects.bulk_create(
@@ -82,6 +81,7 @@ def refresh_products(
         ignore_conflicts=True,
     )
     options: list[ProductOptionValue] = []
+    pictured: list[Variant] = []  # variants whose picture changed
     now = timezone.now()  # what a product shows changed, or may have: integrators' updated_since must see it
     for pk, product in products.items():
         product.updated_at = now
@@ -96,6 +96,12 @@ def refresh_products(
         product.in_stock = any(getattr(v, "stock", None) is not None and v.stock.available > 0 for v in own)
         image = first_image.get(pk)
         product.listing_image = (image.listing or image.image.name) if image else ""
+        for v in own:  # the cart shows the picture of the line's colour
+            picture = colour_image.get((pk, colour_of(v.options).lower()), image)
+            name = (picture.listing or picture.image.name) if picture else ""
+            if v.listing_image != name:
+                v.listing_image = name
+                pictured.append(v)
         product.listing_image_alt = image.alt_text if image else ""
         seen: set[tuple[str, str]] = set()
         for v in own:
@@ -106,6 +112,8 @@ def refresh_products(
                     options.append(ProductOptionValue(product_id=pk, key=pair[0], name=str(name), value=pair[1]))
 
     Product.objects.bulk_update(products.values(), (*LISTING_FIELDS, "updated_at"), batch_size=500)
+    if pictured:
+        Variant.objects.bulk_update(pictured, ["listing_image"], batch_size=500)
     ProductOptionValue.objects.filter(product_id__in=ids).delete()
     ProductOptionValue.objects.bulk_create(options, batch_size=2000)
     _search.update_index(Product, ids)  # the search index follows titles, brands and is_active

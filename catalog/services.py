@@ -44,6 +44,8 @@ from catalog.data import (
     ImageInfo,
     ListingFacets,
     ListingQuery,
+    OptionChoice,
+    OptionGroup,
     OutOfStock,
     PageOutOfRange,
     ProductCard,
@@ -65,13 +67,14 @@ from catalog.data import (
     VariantInfo,
     VariantRecord,
     VariantSpec,
+    option_key,
     ordered_options,
 )
 from catalog.demo import demo_catalog_seed
 from catalog.detail import product_detail, sitemap_products, variants_get
 from catalog.listing import listing_facets, product_listing, product_suggest, products_featured, products_newest
 from catalog.products import VARIANTS_MAX, product_create, product_update, variant_create, variant_update
-from catalog.projection import images_render, option_key, refresh_products
+from catalog.projection import images_render, refresh_products
 from catalog.stock import (
     ReservationStatus,
     reservations_expire,
@@ -110,6 +113,8 @@ __all__ = [
     "ImageInfo",
     "ListingFacets",
     "ListingQuery",
+    "OptionChoice",
+    "OptionGroup",
     "OutOfStock",
     "PageOutOfRange",
     "ProductCard",

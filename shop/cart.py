@@ -178,8 +178,12 @@ class Change:
 
 
 def _capped_message(variant: VariantInfo, quantity: int) -> str:
+    """Said as a warning: the customer asked for more than there is."""
     name = f"{variant.product_title} ({variant.label})"
-    return f"Only {variant.available} of {name} in stock: your cart now holds {quantity}."
+    if quantity >= MAX_LINE_QUANTITY and variant.available > quantity:
+        return f"We reduced the quantity of {name} to {quantity}, the most one order line can hold."
+    left = f"only {variant.available} {'is' if variant.available == 1 else 'are'} left"
+    return f"We reduced the quantity of {name} to {quantity}, because {left}."
 
 
 @atomic(module="shop")

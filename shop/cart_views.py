@@ -44,6 +44,7 @@ def _done(request: HttpRequest, change: cart.Change) -> HttpResponse:
             {
                 "ok": True,
                 "message": change.message,
+                "level": "warning" if change.capped else "success",
                 "quantity": change.quantity,
                 "count": cart.count(cart_storage(request)),
             }

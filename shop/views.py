@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import get_token
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.cache import patch_cache_control, patch_vary_headers
@@ -36,6 +36,7 @@ from catalog.services import (
 )
 from shop import caching
 from shop.forms import ListingForm, page_number, search_text
+from shop.templatetags.shop_tags import availability, money
 
 CSRF_MARKER = b"<!--csrf-->"
 # catalog suggests products and categories by slug; these are the pages they link to
@@ -236,10 +237,50 @@ def suggest(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"query": text, "suggestions": suggestions})
 
 
+def _picker_data(detail: ProductDetail) -> dict:
+    """What the variant picker's script needs to follow a choice without asking the server."""
+    return {
+        "groups": [{"key": g.key, "name": g.name, "colour": g.is_colour} for g in detail.option_groups],
+        "variants": [
+            {
+                "id": v.id,
+                "values": list(detail.values_of(v)),
+                "colour": detail.colour_of(v),
+                "price": money(v.price, v.currency),
+                "compare": money(v.compare_at_price, v.currency),
+                "stock": availability(v.available),
+                "inStock": v.in_stock,
+                "sku": v.sku,
+            }
+            for v in detail.variants
+        ],
+    }
+
+
+def _option_choice(request: HttpRequest, slug: str, wanted: int | None) -> HttpResponse | None:
+    """Without JavaScript the picker's "Show this choice" sends the values chosen (?o_colour=Rose&o_size=M): the
+    answer is a redirect to the variant they make (?variant=<id>), the address the page is cached under."""
+    values = {k.removeprefix("o_"): v[:120] for k, v in request.GET.items() if k.startswith("o_") and len(k) < 64}
+    if not values:
+        return None
+    try:
+        detail = product_detail(slug=slug)
+    except ProductNotFound:
+        raise Http404("No such product") from None
+    keys = {g.key for g in detail.option_groups}
+    current = next((v for v in detail.variants if v.id == wanted), None)
+    target = detail.variant_for({k: v for k, v in values.items() if k in keys}, current=current)
+    address = reverse("shop:product", args=[detail.slug])
+    return redirect(f"{address}?variant={target.id}" if target else address)
+
+
 @require_safe
 def product(request: HttpRequest, slug: str) -> HttpResponse:
     raw_variant = request.GET.get("variant", "")
     wanted = int(raw_variant) if raw_variant.isdigit() and len(raw_variant) < 12 else None
+    choice = _option_choice(request, slug, wanted)
+    if choice is not None:
+        return choice
 
     def build() -> Part:
         try:
@@ -249,6 +290,7 @@ def product(request: HttpRequest, slug: str) -> HttpResponse:
         chosen = next((v for v in detail.variants if v.id == wanted), None) or next(
             (v for v in detail.variants if v.in_stock), detail.variants[0] if detail.variants else None
         )
+        gallery = detail.images_for(detail.colour_of(chosen))
         breadcrumbs = category_tree().ancestors(detail.category_id)
         origin = request.build_absolute_uri("/").rstrip("/")
         canonical = origin + reverse("shop:product", args=[detail.slug])
@@ -258,6 +300,10 @@ def product(request: HttpRequest, slug: str) -> HttpResponse:
                 "title": detail.title,
                 "product": detail,
                 "chosen": chosen,
+                "choices": detail.choices(chosen) if chosen is not None and detail.has_picker else (),
+                "picker_data": _picker_data(detail) if detail.has_picker else None,
+                "gallery": gallery,
+                "main_image": gallery[0] if gallery else None,
                 "breadcrumbs": breadcrumbs,
                 "canonical": canonical,
                 "origin": origin,

@@ -67,7 +67,8 @@ def test_add_without_reload_answers_json_with_the_new_count(client, goods):
 def test_quantities_are_capped_at_what_is_in_stock(client, goods):
     response = add(client, goods["pan"], "9", HTTP_ACCEPT="application/json")
     assert response.json()["quantity"] == 5
-    assert "Only 5 of Iron Pan (24 cm) in stock" in response.json()["message"]
+    assert response.json()["message"] == "We reduced the quantity of Iron Pan (24 cm) to 5, because only 5 are left."
+    assert response.json()["level"] == "warning", "a capped quantity is a warning, not a success"
     StockItem.objects.filter(variant=goods["mug"]).update(on_hand=0)
     sold_out = add(client, goods["mug"], HTTP_ACCEPT="application/json")
     assert sold_out.status_code == 400
@@ -82,7 +83,7 @@ def test_cart_merges_into_the_account_on_sign_in_capped_at_stock(client, goods):
     response = client.post(
         "/account/login/", {"username": "ada@example.com", "password": DEFAULT_PASSWORD}, follow=True
     )
-    assert "Only 5 of Iron Pan (24 cm) in stock: your cart now holds 5." in response.content.decode()
+    assert "We reduced the quantity of Iron Pan (24 cm) to 5, because only 5 are left." in response.content.decode()
     assert cart_of(client) == {goods["pan"].pk: 5, goods["mug"].pk: 2}
     assert CartLine.objects.filter(user_id=user.pk).count() == 2
 

@@ -92,7 +92,9 @@ def test_product_page_has_gallery_variants_breadcrumb_json_ld_and_canonical(clie
     page = html(response)
     assert response.status_code == 200
     assert f'<h1 id="product-title">{product.title}</h1>' in page
-    assert page.count('name="variant"') == 2
+    assert page.count('name="o_colour"') == 2, "one swatch per colour"
+    assert page.count('name="o_eu-size"') == 2, "one button per size"
+    assert re.search(r'name="variant" id="variant-id" value="\d+"', page), "the variant the form adds"
     assert "Only 2 left" in page
     assert f'<link rel="canonical" href="http://testserver/p/{product.slug}/">' in page
     blocks = re.findall(r'<script type="application/ld\+json">(.*?)</script>', page, re.S)
@@ -112,8 +114,16 @@ def test_product_page_variant_choice_without_javascript(client, catalog):
     product = catalog["products"][7]
     red = product.variants.get(options__Colour="Red")
     page = html(client.get(f"/p/{product.slug}/", {"variant": red.pk}))
-    assert re.search(rf'value="{red.pk}"[^>]*checked', page, re.S)
+    assert f'name="variant" id="variant-id" value="{red.pk}"' in page
+    assert re.search(r'name="o_colour" value="Red" checked', page)
     assert '<strong id="variant-price">€62.00</strong>' in page
+
+    # "Show this choice" sends the option values; the server answers with the variant they make
+    response = client.get(f"/p/{product.slug}/", {"variant": red.pk, "o_colour": "White", "o_eu-size": "42"})
+    white = product.variants.get(options__Colour="White")
+    assert response.status_code == 302
+    assert response["Location"] == f"/p/{product.slug}/?variant={white.pk}", "White comes in one size only: 43"
+    assert client.get(f"/p/{product.slug}/", {"o_colour": "Purple"})["Location"] == f"/p/{product.slug}/"
 
 
 def test_search_page_and_suggestions(client, catalog):

@@ -23,28 +23,6 @@
     });
   });
 
-  // Variant picker: price, stock and SKU follow the chosen variant; the address remembers it.
-  var picker = document.querySelector(".variant-picker");
-  if (picker) {
-    picker.addEventListener("change", function (event) {
-      var input = event.target;
-      if (input.name !== "variant") return;
-      document.getElementById("variant-price").textContent = input.dataset.price;
-      var compare = document.getElementById("variant-compare");
-      compare.textContent = input.dataset.compare;
-      compare.hidden = !input.dataset.compare;
-      var stock = document.getElementById("variant-stock");
-      stock.textContent = input.dataset.stock;
-      stock.className = "stock " + (input.dataset.inStock === "1" ? "ok" : "out");
-      document.getElementById("variant-sku").textContent = input.dataset.sku;
-      var addButton = document.getElementById("add-to-cart");
-      if (addButton) addButton.disabled = input.dataset.inStock !== "1";
-      var url = new URL(window.location.href);
-      url.searchParams.set("variant", input.value);
-      history.replaceState(null, "", url);
-    });
-  }
-
   // Add to cart without leaving the page.
   document.querySelectorAll("form[data-add-to-cart]").forEach(function (cartForm) {
     cartForm.addEventListener("submit", function (event) {
@@ -62,7 +40,7 @@
         .then(function (body) {
           if (body.ok) {
             document.querySelectorAll("[data-cart-count]").forEach(function (el) { el.textContent = body.count; });
-            status.className = "add-status ok";
+            status.className = "add-status " + (body.level === "warning" ? "warning" : "ok");
             status.textContent = body.message;
           } else {
             status.className = "add-status out";
@@ -169,4 +147,104 @@
       if (c.name === saved.name && c.type !== "hidden" && (!saved.value || c.value === saved.value)) { c.focus(); break; }
     }
   }
+
+/* Variant picker (issue 15): one radio group per option (colour swatches, sizes). A choice picks the variant it
+   makes (in stock first, then the one keeping most of the other choices), and the page follows it: the other
+   groups' availability, price, stock, SKU, the address (?variant=), the add-to-cart button and the pictures of
+   its colour. Without this script the form's "Show this choice" asks the server for the same. */
+(function () {
+  "use strict";
+  var source = document.getElementById("variant-data");
+  var picker = document.querySelector(".variant-picker");
+  if (!source || !picker) return;
+  var data = JSON.parse(source.textContent);
+  var variants = data.variants;
+  var hidden = document.getElementById("variant-id");
+
+  function byId(id) { return variants.filter(function (v) { return String(v.id) === String(id); })[0]; }
+  function fieldset(index) { return picker.querySelector('[data-option="' + index + '"]'); }
+  function samePrefix(a, b, n) { for (var i = 0; i < n; i++) { if (a[i] !== b[i]) return false; } return true; }
+
+  function rank(v, wanted) {
+    var score = [v.inStock ? 1 : 0];
+    for (var i = 0; i < wanted.length; i++) score.push(v.values[i] === wanted[i] ? 1 : 0);
+    return score;
+  }
+  function better(a, b) {
+    for (var i = 0; i < a.length; i++) { if (a[i] !== b[i]) return a[i] > b[i]; }
+    return false;
+  }
+
+  function showPictures(colour) {
+    var items = Array.prototype.slice.call(document.querySelectorAll(".thumbs li"));
+    if (!items.length) return;
+    var lower = (colour || "").toLowerCase();
+    var own = items.filter(function (li) { return lower && li.dataset.colour.toLowerCase() === lower; });
+    var general = items.filter(function (li) { return !li.dataset.colour; });
+    var shown = own.concat(general);
+    if (!shown.length) shown = items;
+    items.forEach(function (li) { li.hidden = shown.indexOf(li) < 0; });
+    document.querySelector(".thumbs").hidden = shown.length < 2;
+    var first = shown[0].querySelector(".thumb");
+    var main = document.getElementById("gallery-main");
+    if (main && main.getAttribute("src") !== first.dataset.large) {
+      main.src = first.dataset.large;
+      main.alt = first.dataset.alt;
+    }
+    document.querySelectorAll(".thumb").forEach(function (t) { t.removeAttribute("aria-current"); });
+    first.setAttribute("aria-current", "true");
+  }
+
+  function show(variant) {
+    hidden.value = variant.id;
+    data.groups.forEach(function (group, index) {
+      var set = fieldset(index);
+      if (!set) return; // one value only: shown as text
+      set.querySelector(".option-chosen").textContent = variant.values[index];
+      set.querySelectorAll("input").forEach(function (input) {
+        var matching = variants.filter(function (v) {
+          return samePrefix(v.values, variant.values, index) && v.values[index] === input.value;
+        });
+        var exists = matching.length > 0;
+        var inStock = matching.some(function (v) { return v.inStock; });
+        var selected = input.value === variant.values[index];
+        input.checked = selected;
+        input.disabled = !selected && !group.colour && !(exists && inStock);
+        var label = input.closest(".option");
+        label.dataset.state = !exists ? "missing" : inStock ? "available" : "sold-out";
+        label.querySelector(".option-note").textContent = !exists ? "(not available)" : inStock ? "" : "(sold out)";
+      });
+    });
+    document.getElementById("variant-price").textContent = variant.price;
+    var compare = document.getElementById("variant-compare");
+    compare.textContent = variant.compare;
+    compare.hidden = !variant.compare;
+    var stock = document.getElementById("variant-stock");
+    stock.textContent = variant.stock;
+    stock.className = "stock " + (variant.inStock ? "ok" : "out");
+    document.getElementById("variant-sku").textContent = variant.sku;
+    var addButton = document.getElementById("add-to-cart");
+    if (addButton) addButton.disabled = !variant.inStock;
+    var status = picker.querySelector(".add-status");
+    if (status) { status.textContent = ""; status.className = "add-status"; }
+    var url = new URL(window.location.href);
+    url.searchParams.set("variant", variant.id);
+    history.replaceState(null, "", url);
+    showPictures(variant.colour);
+  }
+
+  picker.addEventListener("change", function (event) {
+    var set = event.target.closest("[data-option]");
+    if (!set || event.target.type !== "radio") return;
+    var index = Number(set.dataset.option);
+    var current = byId(hidden.value) || variants[0];
+    var wanted = current.values.slice();
+    wanted[index] = event.target.value;
+    var best = null;
+    variants.forEach(function (v) {
+      if (v.values[index] !== wanted[index]) return;
+      if (!best || better(rank(v, wanted), rank(best, wanted))) best = v;
+    });
+    if (best) show(best);
+  });
 })();
