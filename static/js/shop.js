@@ -147,6 +147,7 @@
       if (c.name === saved.name && c.type !== "hidden" && (!saved.value || c.value === saved.value)) { c.focus(); break; }
     }
   }
+})();
 
 /* Variant picker (issue 15): one radio group per option (colour swatches, sizes). A choice picks the variant it
    makes (in stock first, then the one keeping most of the other choices), and the page follows it: the other
