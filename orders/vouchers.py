@@ -28,23 +28,33 @@ The rules, as the shop applies them:
 - Give back: when an order is cancelled (by the customer or staff, expired unpaid, sold out while paying) its use
   is given back in the cancelling transaction (given_back_at set, times_used down by one), so the customer may use
   the code again. An order refunded after it shipped keeps its use: the customer had the goods.
+- A free delivery voucher on an order whose delivery is free already applies but takes nothing off; it is not
+  recorded as used (the customer keeps it for another order).
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 
+from django.core.cache import cache
+from django.db import transaction
 from django.db.models import F
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.utils import timezone
 
 from catalog.services import product_categories
+from kernel.db import db_for_module
 from kernel.money import minor_units, round_money
 from orders.models import Discount, Order, Promotion, Voucher, VoucherUse
 from orders.state import OrderError
 
+logger = logging.getLogger(__name__)
 MAX_CODE_LENGTH = 40
 SYMBOLS = {"EUR": "€", "USD": "$", "GBP": "£", "JPY": "¥", "CHF": "CHF "}
 
@@ -178,9 +188,32 @@ def _limits(voucher: Voucher, user_id: int | None, email: str) -> VoucherRefused
     return None
 
 
+PROMOTIONS_CACHE_KEY = "orders:promotions:v1"
+PROMOTIONS_CACHE_SECONDS = 300
+
+
 def active_promotions(now: datetime) -> list[Promotion]:
-    running = Promotion.objects.filter(is_active=True, starts_at__lte=now, ends_at__gt=now)
-    return list(running.order_by("starts_at", "id"))
+    """The promotions running now. Every quote asks (the cart, each checkout page, placing), so the ones not ended
+    are cached (PROMOTIONS_CACHE_SECONDS; dropped whenever a promotion is saved or deleted, see forget_promotions)
+    and filtered by time here."""
+    try:
+        cached = cache.get(PROMOTIONS_CACHE_KEY)
+    except Exception:  # cache unreachable: read the database instead of failing the page
+        logger.warning("cache unavailable; reading promotions from the database", exc_info=True)
+        cached = None
+    if cached is None:
+        cached = list(Promotion.objects.filter(is_active=True, ends_at__gt=now).order_by("starts_at", "id"))
+        with contextlib.suppress(Exception):
+            cache.set(PROMOTIONS_CACHE_KEY, cached, timeout=PROMOTIONS_CACHE_SECONDS)
+    return [p for p in cached if p.starts_at <= now < p.ends_at]
+
+
+@receiver([post_save, post_delete], sender=Promotion, dispatch_uid="orders.forget_promotions")
+def forget_promotions(**kwargs) -> None:
+    """A promotion changed: the next quote reads them again (now, and again after the commit)."""
+    transaction.on_commit(lambda: cache.delete(PROMOTIONS_CACHE_KEY), using=db_for_module("orders"))
+    with contextlib.suppress(Exception):
+        cache.delete(PROMOTIONS_CACHE_KEY)
 
 
 def price(
