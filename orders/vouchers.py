@@ -119,7 +119,7 @@ def describe(kind: str, value: Decimal, currency: str) -> str:
     if kind == Discount.FREE_SHIPPING:
         return "Free delivery"
     if kind == Discount.PERCENTAGE:
-        return f"{value.normalize():f} % off"
+        return f"{value.normalize():f}\u00a0% off"  # no line break inside "10 %"
     return f"{format_money(value, currency)} off"
 
 
@@ -359,7 +359,7 @@ def demo_seed(*, category_id: int | None = None, category_name: str = "", now: d
         if Voucher.objects.get_or_create(code=code, defaults=fields)[1]:
             made.append(code)
     if category_id is not None and not Promotion.objects.filter(is_active=True, ends_at__gt=now).exists():
-        Promotion.objects.create(name=f"{category_name or 'Promotion'} week: 10 % off", kind=Discount.PERCENTAGE,
+        Promotion.objects.create(name=f"{category_name or 'Promotion'} week: 10\u00a0% off", kind=Discount.PERCENTAGE,
                                  value=Decimal(10), starts_at=now, ends_at=now + timedelta(days=7),
                                  category_ids=[category_id])  # fmt: skip
         made.append("promotion")
