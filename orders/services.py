@@ -139,6 +139,7 @@ class Quote:
     voucher_code: str = ""  # the code asked for, normalised, whether or not it applies
     voucher_error: str = ""  # why it does not apply, in the customer's words
     shipping_discount: Decimal = Decimal(0)  # the delivery charge a free delivery voucher waived
+    voucher_refusal: str = ""  # and VoucherRefused.reason: unknown, expired, used_up, minimum_spend, ...
 
     @property
     def promotion_discount(self) -> Decimal:
@@ -206,7 +207,8 @@ def order_quote(
         total = gross + tax
     return Quote(tuple(quoted), settings.SHOP_CURRENCY, subtotal, method, tax, total,
                  settings.SHOP_PRICES_INCLUDE_TAX, rate, pricing.discount, pricing.promotion, pricing.voucher,
-                 normalise_code(voucher_code), str(pricing.voucher_error or ""), pricing.shipping_discount)  # fmt: skip
+                 normalise_code(voucher_code), str(pricing.voucher_error or ""), pricing.shipping_discount,
+                 pricing.voucher_error.reason if pricing.voucher_error else "")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -450,7 +452,7 @@ def order_place(
     quote = order_quote(lines=lines, shipping_method=shipping_method, voucher_code=voucher_code, user_id=user_id,
                         email=email)  # fmt: skip
     if quote.voucher_code and quote.voucher is None:
-        raise VoucherRefused(quote.voucher_error, reason="quote", code=quote.voucher_code)
+        raise VoucherRefused(quote.voucher_error, reason=quote.voucher_refusal, code=quote.voucher_code)
     key = f"order:{idempotency_key}"
     ttl = reservation_ttl_seconds or settings.SHOP_RESERVATION_MINUTES * 60
     stock_reserve(key=key, lines=[(line.variant_id, line.quantity) for line in quote.lines], ttl_seconds=ttl)

@@ -82,24 +82,29 @@ def test_a_percentage_voucher_takes_its_share_off_and_the_tax_follows_the_discou
 
 
 @pytest.mark.parametrize(
-    ("fields", "message"),
+    ("fields", "message", "reason"),
     [
-        ({"code": "OTHER"}, "“NOPE” is not a valid voucher code. Check it and try again."),
-        ({"is_active": False}, "“NOPE” is not a valid voucher code. Check it and try again."),
-        ({"ends_at": timezone.now() - timedelta(days=1)}, "NOPE has expired (it ran until"),
-        ({"starts_at": timezone.now() + timedelta(days=2)}, "NOPE is not valid yet: it can be used from"),
-        ({"usage_limit": 0}, "This code has been used up."),
-        ({"minimum_spend": Decimal("42.40")}, "Spend €12.40 more to use NOPE."),
+        ({"code": "OTHER"}, "“NOPE” is not a valid voucher code. Check it and try again.", "unknown"),
+        ({"is_active": False}, "“NOPE” is not a valid voucher code. Check it and try again.", "unknown"),
+        ({"ends_at": timezone.now() - timedelta(days=1)}, "NOPE has expired (it ran until", "expired"),
+        (
+            {"starts_at": timezone.now() + timedelta(days=2)},
+            "NOPE is not valid yet: it can be used from",
+            "not_yet_valid",
+        ),
+        ({"usage_limit": 0}, "This code has been used up.", "used_up"),
+        ({"minimum_spend": Decimal("42.40")}, "Spend €12.40 more to use NOPE.", "minimum_spend"),
     ],
 )
-def test_a_code_that_cannot_be_used_says_why_and_leaves_the_price_alone(shop, fields, message):
+def test_a_code_that_cannot_be_used_says_why_and_leaves_the_price_alone(shop, fields, message, reason):
     voucher(**{"code": "NOPE", **fields})
     q = quote((shop["kettle"], 1), code="nope")
     assert q.voucher is None
     assert q.voucher_error.startswith(message), q.voucher_error
     assert (q.discount, q.total) == (Decimal(0), Decimal("34.90"))
-    with pytest.raises(services.VoucherRefused, match=re.escape(message)):
+    with pytest.raises(services.VoucherRefused, match=re.escape(message)) as refused:
         place((shop["kettle"], 1), code="nope")
+    assert refused.value.reason == reason
     assert not Order.objects.exists()
 
 
