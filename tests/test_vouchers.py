@@ -178,17 +178,20 @@ def test_placing_twice_with_one_key_gives_one_order_and_one_use(shop):
     assert (VoucherUse.objects.count(), Voucher.objects.get().times_used) == (1, 1)
 
 
-def test_a_refused_voucher_at_placing_holds_no_stock(shop):
+def test_the_last_use_taken_between_the_quote_and_the_order_is_refused_under_the_lock(shop, monkeypatch):
+    """The quote saw one use left; by the time the order's transaction locks the voucher, someone took it: the
+    order is not created, its stock is released, and the customer is told."""
     voucher("GONE", usage_limit=1)
-    place((shop["kettle"], 1), code="gone", key="first")
-    Voucher.objects.update(usage_limit=2)
-    q = quote((shop["kettle"], 1), code="gone")
-    assert q.voucher is not None
-    Voucher.objects.update(usage_limit=1)  # (cannot happen through the admin while it is used, but a race can)
-    before = StockItem.objects.get(variant=shop["kettle"]).reserved
-    with pytest.raises(services.VoucherRefused):
-        place((shop["kettle"], 1), code="gone", key="second")
-    assert StockItem.objects.get(variant=shop["kettle"]).reserved == before
+    seen = quote((shop["kettle"], 1), code="gone", email="late@example.com")
+    assert seen.voucher is not None
+    place((shop["kettle"], 1), code="gone", key="first", email="first@example.com")
+    monkeypatch.setattr(services, "order_quote", lambda **kw: seen)  # what the late customer's quote had said
+    with pytest.raises(services.VoucherRefused, match=re.escape("This code has been used up.")) as refused:
+        place((shop["kettle"], 1), code="gone", key="late", email="late@example.com")
+    assert refused.value.reason == "used_up"
+    assert Order.objects.count() == 1
+    assert StockItem.objects.get(variant=shop["kettle"]).reserved == 1, "the late order's hold was released"
+    assert (Voucher.objects.get().times_used, VoucherUse.objects.count()) == (1, 1)
 
 
 def test_cancelling_or_expiring_an_unpaid_order_gives_its_use_back(shop):
