@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections import defaultdict
+from collections.abc import Iterable
 
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
@@ -22,7 +23,7 @@ from catalog.data import (
     Unset,
 )
 from catalog.events import CategoriesChanged
-from catalog.models import Category
+from catalog.models import Category, Product
 from catalog.validation import Errors, check_count, check_slug, check_text
 from kernel.bus import publish
 from kernel.db import atomic, db_for_module, unique
@@ -55,6 +56,19 @@ def category_tree() -> CategoryTree:
         with contextlib.suppress(Exception):
             cache.set(TREE_CACHE_KEY, tree, timeout=60 * 60)
     return tree
+
+
+def product_categories(*, product_ids: Iterable[int]) -> dict[int, tuple[int, ...]]:
+    """Each product's category and the categories above it (ids, the product's own first), for rules that name a
+    category and mean everything in it (vouchers, promotions). One query, whatever the number of products, plus
+    the cached tree. A category hidden from the tree (inactive) still counts as the product's own."""
+    rows = Product.objects.filter(pk__in=list(product_ids)).order_by().values_list("pk", "category_id")
+    tree = category_tree()
+    found = {}
+    for product_id, category_id in rows:
+        above = tuple(c.id for c in reversed(tree.ancestors(category_id)))
+        found[product_id] = above or (category_id,)
+    return found
 
 
 def categories_changed(*, category_id: int) -> None:

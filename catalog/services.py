@@ -2,7 +2,8 @@
 
 Keyword-only arguments; plain values and frozen dataclasses in and out, never models or querysets. The returned
 data carries slugs and ids, never a shop URL: the shop builds its own links.
-Reads: category_tree, product_listing (category pages and search, with facets), product_detail, product_suggest,
+Reads: category_tree, product_categories (a product's category and those above it), product_listing (category
+pages and search, with facets), product_detail, product_suggest,
 products_featured, products_newest, variants_get, sitemap_products.
 Writes: refresh_products (recompute what listings show and publish catalog.product.changed.v1), stock_set,
 stock_set_many (up to STOCK_BULK_MAX levels, all or none), categories_changed, images_render, demo_catalog_seed.
@@ -19,7 +20,13 @@ model), stock and demo.
 
 from __future__ import annotations
 
-from catalog.categories import categories_changed, category_create, category_tree, category_update
+from catalog.categories import (
+    categories_changed,
+    category_create,
+    category_tree,
+    category_update,
+    product_categories,
+)
 from catalog.data import (
     DEFAULT_PER_PAGE,
     DID_YOU_MEAN_BELOW,
@@ -146,6 +153,7 @@ __all__ = [
     "listing_facets",
     "option_key",
     "ordered_options",
+    "product_categories",
     "product_create",
     "product_detail",
     "product_listing",

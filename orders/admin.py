@@ -8,20 +8,24 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
+from catalog.services import category_tree, product_categories
 from orders import services
-from orders.models import Order, OrderLine, Return, Shipment, StatusChange
+from orders.models import Order, OrderLine, Promotion, Return, Shipment, StatusChange, Voucher, VoucherUse
+from orders.vouchers import describe
 
 
 class OrderLineInline(admin.TabularInline):
     model = OrderLine
     extra = 0
     can_delete = False
-    fields = ("sku", "name", "variant_label", "unit_price", "quantity", "line_total")
+    fields = ("sku", "name", "variant_label", "unit_price", "quantity", "line_total", "discount")
     readonly_fields = fields
 
     def has_add_permission(self, request, obj=None) -> bool:
@@ -89,13 +93,20 @@ class StatusChangeInline(admin.TabularInline):
 
 @admin.register(Order)
 class OrderAdmin(admin.ModelAdmin):
-    list_display = ("number", "email", "status", "total", "currency", "created_at")
-    list_filter = ("status", "shipping_method")
-    search_fields = ("number", "email", "lines__sku")
+    list_display = ("number", "email", "status", "total", "currency", "voucher", "created_at")
+    list_filter = ("status", "shipping_method", "promotion_name")
+    search_fields = ("number", "email", "lines__sku", "voucher_code")
     date_hierarchy = "created_at"
     inlines = (OrderLineInline, ShipmentInline, ReturnInline, StatusChangeInline)
     actions = ("start_fulfilment", "ship", "deliver", "cancel", "refund")
     change_form_template = "admin/orders/order/change_form.html"
+
+    @admin.display(description="voucher", ordering="voucher_code")
+    def voucher(self, obj: Order) -> str:
+        if not obj.voucher_code:
+            return "-"
+        off = obj.voucher_discount or obj.shipping_discount
+        return f"{obj.voucher_code} (-{off})"
 
     def get_urls(self):
         own = [
@@ -320,3 +331,172 @@ class RefundForm(forms.Form):
 class GoodwillForm(forms.Form):
     amount = forms.DecimalField(min_value=Decimal("0.01"), max_digits=12, decimal_places=2)
     note = forms.CharField(max_length=200, initial="Goodwill refund")
+
+
+# ---------------------------------------------------------------- vouchers and promotions
+
+
+def _category_choices() -> list[tuple[int, str]]:
+    return [(c.id, f"{'— ' * c.depth}{c.name}") for c in category_tree().categories]
+
+
+class DiscountRuleForm(forms.ModelForm):
+    """Categories picked from catalog's tree (each with its subcategories), products as catalog ids."""
+
+    categories = forms.TypedMultipleChoiceField(
+        coerce=int, required=False, widget=forms.SelectMultiple(attrs={"size": 10}),
+        help_text="A category includes its subcategories. Leave categories and products empty for every item.",
+    )  # fmt: skip
+    products = forms.CharField(
+        required=False, help_text="Catalog product ids, separated by commas (the id in the catalog's product admin)."
+    )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["categories"].choices = _category_choices()
+        if self.instance.pk:
+            self.initial["categories"] = self.instance.category_ids
+            self.initial["products"] = ", ".join(str(i) for i in self.instance.product_ids)
+
+    def clean_products(self) -> list[int]:
+        raw = [part.strip() for part in self.cleaned_data["products"].replace(";", ",").split(",") if part.strip()]
+        if any(not part.isdigit() or len(part) > 18 for part in raw):
+            raise forms.ValidationError("Enter product ids (numbers), separated by commas.")
+        ids = sorted({int(part) for part in raw})
+        missing = sorted(set(ids) - set(product_categories(product_ids=ids)))
+        if missing:
+            raise forms.ValidationError(f"No product with id {', '.join(map(str, missing))}.")
+        return ids
+
+    def clean(self):
+        data = super().clean()
+        kind, value = data.get("kind"), data.get("value")
+        if kind == "percentage" and value is not None and not 0 < value <= 100:
+            self.add_error("value", "A percentage is more than 0 and at most 100.")
+        elif kind == "fixed" and value is not None and value <= 0:
+            self.add_error("value", "Enter the amount to take off.")
+        starts, ends = data.get("starts_at"), data.get("ends_at")
+        if starts and ends and ends <= starts:
+            self.add_error("ends_at", "The end must come after the start.")
+        return data
+
+    def save(self, commit: bool = True):
+        self.instance.category_ids = self.cleaned_data.get("categories") or []
+        self.instance.product_ids = self.cleaned_data.get("products") or []
+        return super().save(commit)
+
+
+class VoucherForm(DiscountRuleForm):
+    class Meta:
+        model = Voucher
+        fields = ("code", "name", "is_active", "kind", "value", "minimum_spend", "starts_at", "ends_at", "usage_limit",
+                  "per_customer_limit")  # fmt: skip
+
+    def clean_code(self) -> str:
+        code = services.voucher_normalise(code=self.cleaned_data["code"])
+        if not code or any(ch.isspace() for ch in code):
+            raise forms.ValidationError("A code is letters and digits, without spaces.")
+        if Voucher.objects.filter(code=code).exclude(pk=self.instance.pk).exists():
+            raise forms.ValidationError(f"There is a voucher {code} already.")
+        return code
+
+
+class PromotionForm(DiscountRuleForm):
+    class Meta:
+        model = Promotion
+        fields = ("name", "is_active", "kind", "value", "starts_at", "ends_at")
+
+
+class RunningFilter(admin.SimpleListFilter):
+    title = "validity"
+    parameter_name = "validity"
+
+    def lookups(self, request, model_admin):
+        return (("running", "Running now"), ("scheduled", "Not started yet"), ("ended", "Ended"))
+
+    def queryset(self, request, queryset):
+        now = timezone.now()
+        if self.value() == "running":
+            return queryset.filter(Q(starts_at__isnull=True) | Q(starts_at__lte=now),
+                                   Q(ends_at__isnull=True) | Q(ends_at__gt=now), is_active=True)  # fmt: skip
+        if self.value() == "scheduled":
+            return queryset.filter(starts_at__gt=now)
+        if self.value() == "ended":
+            return queryset.filter(ends_at__lte=now)
+        return queryset
+
+
+class VoucherUseInline(admin.TabularInline):
+    model = VoucherUse
+    extra = 0
+    can_delete = False
+    fields = ("order_link", "email", "user_id", "amount", "created_at", "given_back_at")
+    readonly_fields = fields
+
+    @admin.display(description="order")
+    def order_link(self, obj: VoucherUse) -> str:
+        url = reverse("admin:orders_order_change", args=[obj.order_id])
+        return format_html('<a href="{}">{}</a>', url, obj.order.number)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("order")
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+def _applies_to(obj) -> str:
+    if not obj.category_ids and not obj.product_ids:
+        return "everything"
+    names = {c.id: c.name for c in category_tree().categories}
+    parts = [names.get(i, f"category {i}") for i in obj.category_ids]
+    if obj.product_ids:
+        parts.append(f"{len(obj.product_ids)} product{'s' if len(obj.product_ids) > 1 else ''}")
+    return ", ".join(parts)
+
+
+@admin.register(Voucher)
+class VoucherAdmin(admin.ModelAdmin):
+    form = VoucherForm
+    list_display = ("code", "name", "offer", "minimum_spend", "uses", "per_customer_limit", "starts_at", "ends_at",
+                    "is_active")  # fmt: skip
+    list_filter = ("kind", "is_active", RunningFilter)
+    search_fields = ("code", "name")
+    readonly_fields = ("times_used",)
+    inlines = (VoucherUseInline,)
+    fieldsets = (
+        (None, {"fields": ("code", "name", "is_active")}),
+        ("Discount", {"fields": ("kind", "value", "minimum_spend")}),
+        ("Applies to", {"fields": ("categories", "products")}),
+        ("Validity and limits", {"fields": ("starts_at", "ends_at", "usage_limit", "per_customer_limit",
+                                            "times_used")}),
+    )  # fmt: skip
+
+    @admin.display(description="discount")
+    def offer(self, obj: Voucher) -> str:
+        return f"{describe(obj.kind, obj.value, settings.SHOP_CURRENCY)} on {_applies_to(obj)}"
+
+    @admin.display(description="uses / limit", ordering="times_used")
+    def uses(self, obj: Voucher) -> str:
+        return f"{obj.times_used} / {obj.usage_limit if obj.usage_limit is not None else '∞'}"
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return obj is None or not obj.uses.exists()  # used: switch it off instead (is_active)
+
+
+@admin.register(Promotion)
+class PromotionAdmin(admin.ModelAdmin):
+    form = PromotionForm
+    list_display = ("name", "offer", "starts_at", "ends_at", "is_active")
+    list_filter = ("kind", "is_active", RunningFilter)
+    search_fields = ("name",)
+    fieldsets = (
+        (None, {"fields": ("name", "is_active")}),
+        ("Discount", {"fields": ("kind", "value")}),
+        ("Applies to", {"fields": ("categories", "products")}),
+        ("Runs", {"fields": ("starts_at", "ends_at")}),
+    )
+
+    @admin.display(description="discount")
+    def offer(self, obj: Promotion) -> str:
+        return f"{describe(obj.kind, obj.value, settings.SHOP_CURRENCY)} on {_applies_to(obj)}"

@@ -35,6 +35,7 @@ from orders.state import (
     touch,
     transition,
 )
+from orders.vouchers import paid_for
 from payments.events import CapturePayment
 
 logger = logging.getLogger(__name__)
@@ -187,7 +188,13 @@ def _capture_amount(order: Order, shipment: Shipment, lines: dict[int, OrderLine
     last parcel, which captures all that is left of the authorisation, delivery included."""
     if last:
         return None
-    value = sum((lines[sl.line_id].unit_price * sl.quantity for sl in shipment.lines.all()), Decimal(0))
+    # what the lines cost after their share of the order's discount; the last parcel captures the rest
+    value = sum(
+        (paid_for(line_total=lines[sl.line_id].line_total, discount=lines[sl.line_id].discount,
+                  quantity=lines[sl.line_id].quantity, before=0, count=sl.quantity, currency=order.currency)
+         for sl in shipment.lines.all()),
+        Decimal(0),
+    )  # fmt: skip
     if not order.prices_include_tax:
         value *= 1 + Decimal(settings.SHOP_TAX_RATE)
     return round_money(value, order.currency)

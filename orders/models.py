@@ -49,6 +49,19 @@ class Order(models.Model):
     amount_refunded = models.DecimalField(
         max_digits=12, decimal_places=2, default=0, help_text="What orders asked payments to refund, in all."
     )
+    discount = models.DecimalField(
+        max_digits=12, decimal_places=2, default=0,
+        help_text="Taken off the goods in all (promotion and voucher); allocated to the lines' discount.",
+    )  # fmt: skip
+    promotion_name = models.CharField(max_length=100, blank=True, help_text="The automatic promotion applied.")
+    promotion_discount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
+    voucher_code = models.CharField(max_length=40, blank=True, help_text="The voucher code the customer used.")
+    voucher_discount = models.DecimalField(
+        max_digits=12, decimal_places=2, default=0, help_text="What the voucher took off the goods."
+    )
+    shipping_discount = models.DecimalField(
+        max_digits=12, decimal_places=2, default=0, help_text="Delivery charge waived by a free delivery voucher."
+    )
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
 
@@ -58,6 +71,10 @@ class Order(models.Model):
             models.CheckConstraint(condition=Q(total__gte=0, subtotal__gte=0, shipping__gte=0), name="order_amounts"),
             models.CheckConstraint(
                 condition=Q(amount_refunded__gte=0, amount_refunded__lte=F("total")), name="order_refunds_within_total"
+            ),
+            models.CheckConstraint(
+                condition=Q(discount__gte=0, discount__lte=F("subtotal"), shipping_discount__gte=0),
+                name="order_discount_within_subtotal",
             ),
         ]
 
@@ -78,6 +95,10 @@ class OrderLine(models.Model):
     currency = models.CharField(max_length=3)
     quantity = models.PositiveIntegerField()
     line_total = models.DecimalField(max_digits=12, decimal_places=2)
+    discount = models.DecimalField(
+        max_digits=12, decimal_places=2, default=0,
+        help_text="This line's share of the order's discount: it paid line_total - discount.",
+    )  # fmt: skip
     quantity_shipped = models.PositiveIntegerField(default=0)
     quantity_delivered = models.PositiveIntegerField(default=0)
     quantity_returned = models.PositiveIntegerField(default=0, help_text="Received back from the customer.")
@@ -87,6 +108,9 @@ class OrderLine(models.Model):
         ordering = ["id"]
         constraints = [
             models.CheckConstraint(condition=Q(quantity__gte=1), name="order_line_quantity_positive"),
+            models.CheckConstraint(
+                condition=Q(discount__gte=0, discount__lte=F("line_total")), name="order_line_discount_within_total"
+            ),
             models.CheckConstraint(
                 condition=Q(quantity_shipped__lte=F("quantity"), quantity_delivered__lte=F("quantity_shipped")),
                 name="order_line_shipped_within_ordered",
@@ -269,3 +293,106 @@ class OrderEmail(models.Model):
 
     def __str__(self) -> str:
         return f"{self.order_id} {self.kind} {self.key}"
+
+# ---------------------------------------------------------------- vouchers and promotions (orders.vouchers)
+
+
+class Discount(models.TextChoices):
+    PERCENTAGE = "percentage", "Percentage off"
+    FIXED = "fixed", "Fixed amount off"
+    FREE_SHIPPING = "free_shipping", "Free delivery"
+
+
+class Voucher(models.Model):
+    """A code a customer types. times_used counts the uses not given back; the database keeps it within
+    usage_limit, and placing an order takes the row lock before counting (orders.vouchers)."""
+
+    code = models.CharField(max_length=40, unique=True, help_text="Stored in capitals; customers may type any case.")
+    name = models.CharField(max_length=100, blank=True, help_text="For staff; customers see the code.")
+    kind = models.CharField(max_length=20, choices=Discount.choices, default=Discount.PERCENTAGE)
+    value = models.DecimalField(
+        max_digits=12, decimal_places=2, default=0,
+        help_text="Percent (10 = 10 %) or amount in the shop's currency; ignored for free delivery.",
+    )  # fmt: skip
+    minimum_spend = models.DecimalField(
+        max_digits=12, decimal_places=2, default=0,
+        help_text="On the goods it applies to, after any automatic promotion.",
+    )  # fmt: skip
+    starts_at = models.DateTimeField(null=True, blank=True, help_text="Empty: valid from now on.")
+    ends_at = models.DateTimeField(null=True, blank=True, help_text="Empty: no end.")
+    category_ids = models.JSONField(
+        default=list, blank=True, help_text="Catalog category ids (with their subcategories); empty: all."
+    )
+    product_ids = models.JSONField(default=list, blank=True, help_text="Catalog product ids; empty: all.")
+    usage_limit = models.PositiveIntegerField(null=True, blank=True, help_text="Uses in all; empty: no limit.")
+    per_customer_limit = models.PositiveIntegerField(
+        null=True, blank=True, default=1, help_text="Uses per customer (account, or email for guests); empty: no limit."
+    )
+    times_used = models.PositiveIntegerField(default=0, editable=False)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["code"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(usage_limit__isnull=True) | Q(times_used__lte=F("usage_limit")),
+                name="voucher_uses_within_limit",
+            ),
+            models.CheckConstraint(condition=Q(value__gte=0, minimum_spend__gte=0), name="voucher_amounts"),
+            models.CheckConstraint(
+                condition=~Q(kind="percentage") | Q(value__lte=100), name="voucher_percentage_at_most_100"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class VoucherUse(models.Model):
+    """One order's use of a voucher, written in the transaction that creates the order. given_back_at: the order
+    was cancelled (or expired unpaid) and the use no longer counts."""
+
+    voucher = models.ForeignKey(Voucher, on_delete=models.PROTECT, related_name="uses")
+    order = models.OneToOneField(Order, on_delete=models.CASCADE, related_name="voucher_use")
+    user_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    email = models.CharField(max_length=254, db_index=True, help_text="Normalised (trimmed, lower case).")
+    amount = models.DecimalField(max_digits=12, decimal_places=2, help_text="Goods and delivery discount.")
+    created_at = models.DateTimeField(default=timezone.now)
+    given_back_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.voucher_id} on {self.order_id}"
+
+
+class Promotion(models.Model):
+    """An automatic discount, without a code, on some categories or products, for a while."""
+
+    name = models.CharField(max_length=100, help_text='What customers see, e.g. "Kitchen week: 10 % off".')
+    kind = models.CharField(
+        max_length=20, choices=[c for c in Discount.choices if c[0] != Discount.FREE_SHIPPING],
+        default=Discount.PERCENTAGE,
+    )  # fmt: skip
+    value = models.DecimalField(max_digits=12, decimal_places=2)
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    category_ids = models.JSONField(default=list, blank=True)
+    product_ids = models.JSONField(default=list, blank=True)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-starts_at", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(value__gte=0), name="promotion_value"),
+            models.CheckConstraint(condition=Q(ends_at__gt=F("starts_at")), name="promotion_window"),
+            models.CheckConstraint(
+                condition=~Q(kind="percentage") | Q(value__lte=100), name="promotion_percentage_at_most_100"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name

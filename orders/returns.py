@@ -37,6 +37,7 @@ from orders.state import (
     touch,
     transition,
 )
+from orders.vouchers import paid_for
 from payments.events import RefundPayment
 
 RETURNABLE = {Status.PARTIALLY_DELIVERED, Status.DELIVERED, Status.PARTIALLY_RETURNED}
@@ -241,6 +242,13 @@ def return_receive(*, number: str, ret: int, restock: dict[int, bool], actor: st
         return return_info(parcel, lines)
 
 
+def _paid(line: OrderLine, quantity: int, currency: str) -> Decimal:
+    """What `quantity` more of the line cost after its share of the order's discount (vouchers.paid_for): the
+    units refunded one return after another add up to what the line cost."""
+    return paid_for(line_total=line.line_total, discount=line.discount, quantity=line.quantity,
+                    before=line.quantity_refunded, count=quantity, currency=currency)  # fmt: skip
+
+
 def _refundable_left(order: Order) -> Decimal:
     return order.total - order.amount_refunded
 
@@ -288,7 +296,7 @@ def return_refund(
         open_lines = [rl for rl in parcel.lines.all() if not rl.refunded]
         if amount is None and not open_lines:
             raise ReturnError(f"the items of return {ret} of order {number} have been refunded already")
-        value = sum((lines[rl.line_id].unit_price * rl.quantity for rl in open_lines), Decimal(0))
+        value = sum((_paid(lines[rl.line_id], rl.quantity, order.currency) for rl in open_lines), Decimal(0))
         if not order.prices_include_tax:
             value *= 1 + Decimal(settings.SHOP_TAX_RATE)
         if include_shipping:

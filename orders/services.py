@@ -6,6 +6,12 @@ order_ship, order_deliver, order_refund, ...), which refuses an illegal one (Ill
 status history with who and when. Orders react to payments' and catalog's events (orders.handlers) and ask
 catalog to sell or return stock and payments to capture, void or refund by commands sent through orders' outbox,
 in the same transaction as the change that needs them.
+
+Vouchers and automatic promotions price the basket in order_quote (voucher_code=..., and user_id / email for the
+per-customer limit): the rules, how they combine, how discounts are allocated to the lines and when a voucher's
+use is given back are in orders.vouchers. order_place records the use in the transaction that creates the order,
+under the voucher's row lock, and raises VoucherRefused when the code no longer applies; order_cancel (and the
+expiry of unpaid orders) gives it back.
 """
 
 from __future__ import annotations
@@ -23,11 +29,11 @@ from django.db import IntegrityError
 from django.utils import timezone
 
 from catalog.events import CommitReservation, ReleaseReservation
-from catalog.services import stock_reserve, variants_get
+from catalog.services import stock_release, stock_reserve, variants_get
 from kernel.bus import publish
 from kernel.db import atomic, unique
 from kernel.money import round_money
-from orders import access, fulfilment, returns
+from orders import access, fulfilment, returns, vouchers
 from orders.events import OrderCancelled, OrderPaid, OrderPaymentFailed, OrderPlaced, OrderRefunded, OrderRefundIssued
 from orders.fulfilment import (
     AUTO_CARRIER,
@@ -68,6 +74,7 @@ from orders.state import (
 )
 from orders.state import locked as _locked
 from orders.state import transition as _transition
+from orders.vouchers import PromotionApplied, VoucherApplied, VoucherRefused, normalise_code
 from payments.events import CancelPayment, RefundPayment
 from payments.services import PaymentError
 
@@ -106,10 +113,15 @@ class QuoteLine:
     variant_label: str
     unit_price: Decimal
     quantity: int
+    discount: Decimal = Decimal(0)  # this line's share of the promotion and voucher
 
     @property
     def line_total(self) -> Decimal:
         return self.unit_price * self.quantity
+
+    @property
+    def discounted_total(self) -> Decimal:
+        return self.line_total - self.discount
 
 
 @dataclass(frozen=True)
@@ -122,10 +134,48 @@ class Quote:
     total: Decimal
     prices_include_tax: bool
     tax_rate: Decimal
+    discount: Decimal = Decimal(0)  # off the goods, promotion and voucher together (the lines' discounts)
+    promotion: PromotionApplied | None = None
+    voucher: VoucherApplied | None = None
+    voucher_code: str = ""  # the code asked for, normalised, whether or not it applies
+    voucher_error: str = ""  # why it does not apply, in the customer's words
+    shipping_discount: Decimal = Decimal(0)  # the delivery charge a free delivery voucher waived
+    voucher_refusal: str = ""  # and VoucherRefused.reason: unknown, expired, used_up, minimum_spend, ...
+
+    @property
+    def promotion_discount(self) -> Decimal:
+        return self.promotion.discount if self.promotion else Decimal(0)
+
+    @property
+    def voucher_discount(self) -> Decimal:
+        return self.voucher.discount if self.voucher else Decimal(0)
+
+    @property
+    def promotion_name(self) -> str:
+        return self.promotion.name if self.promotion else ""
+
+    @property
+    def discounted_subtotal(self) -> Decimal:
+        return self.subtotal - self.discount
+
+    @property
+    def shipping_price(self) -> Decimal:
+        """What the customer pays for delivery."""
+        return self.shipping.price - self.shipping_discount
 
 
-def order_quote(*, lines: list[tuple[int, int]], shipping_method: str = "standard") -> Quote:
-    """Price a basket of (variant_id, quantity) with fresh catalog prices. Raises EmptyBasket, UnavailableItem."""
+def order_quote(
+    *,
+    lines: list[tuple[int, int]],
+    shipping_method: str = "standard",
+    voucher_code: str = "",
+    user_id: int | None = None,
+    email: str = "",
+) -> Quote:
+    """Price a basket of (variant_id, quantity) with fresh catalog prices, the automatic promotion running and the
+    voucher asked for (a code that does not apply leaves the basket undiscounted by it and says why in
+    voucher_error; the per-customer limit is checked for user_id, or email for a guest, when given). Raises
+    EmptyBasket, UnavailableItem."""
     if not lines:
         raise EmptyBasket("the basket is empty")
     variants = variants_get(variant_ids=[v for v, _ in lines])
@@ -144,7 +194,12 @@ def order_quote(*, lines: list[tuple[int, int]], shipping_method: str = "standar
         raise ValueError(f"unknown shipping method {shipping_method!r}")
     currency = settings.SHOP_CURRENCY
     rate = Decimal(settings.SHOP_TAX_RATE)
-    gross = round_money(subtotal + method.price, currency)
+    pricing = vouchers.price(
+        product_ids=[line.product_id for line in quoted], line_totals=[line.line_total for line in quoted],
+        currency=currency, shipping_price=method.price, voucher_code=voucher_code, user_id=user_id, email=email,
+    )  # fmt: skip
+    quoted = [dataclasses.replace(line, discount=d) for line, d in zip(quoted, pricing.line_discounts, strict=True)]
+    gross = round_money(subtotal - pricing.discount + method.price - pricing.shipping_discount, currency)
     if settings.SHOP_PRICES_INCLUDE_TAX:
         tax = round_money(gross - gross / (1 + rate), currency)
         total = gross
@@ -152,7 +207,56 @@ def order_quote(*, lines: list[tuple[int, int]], shipping_method: str = "standar
         tax = round_money(gross * rate, currency)
         total = gross + tax
     return Quote(tuple(quoted), settings.SHOP_CURRENCY, subtotal, method, tax, total,
-                 settings.SHOP_PRICES_INCLUDE_TAX, rate)  # fmt: skip
+                 settings.SHOP_PRICES_INCLUDE_TAX, rate, pricing.discount, pricing.promotion, pricing.voucher,
+                 normalise_code(voucher_code), str(pricing.voucher_error or ""), pricing.shipping_discount,
+                 pricing.voucher_error.reason if pricing.voucher_error else "")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Discounts:
+    """A basket's discounts alone (order_discounts), for a page that priced its lines already (the cart)."""
+
+    currency: str
+    subtotal: Decimal
+    discount: Decimal
+    promotion: PromotionApplied | None
+    voucher: VoucherApplied | None
+    voucher_code: str
+    voucher_error: str
+    shipping_discount: Decimal
+
+    @property
+    def discounted_subtotal(self) -> Decimal:
+        return self.subtotal - self.discount
+
+
+def order_discounts(
+    *, lines: list[tuple[int, Decimal]], voucher_code: str = "", user_id: int | None = None, email: str = ""
+) -> Discounts:
+    """The promotion and voucher for a basket given as (product_id, line total) pairs at current prices, with the
+    standard delivery for the free delivery vouchers: what order_quote would take off, without reading the
+    variants again. No query at all without a code and with no promotion naming categories."""
+    currency = settings.SHOP_CURRENCY
+    subtotal = sum((total for _, total in lines), Decimal(0))
+    standard = shipping_methods(subtotal=subtotal)[0]
+    pricing = vouchers.price(product_ids=[p for p, _ in lines], line_totals=[t for _, t in lines], currency=currency,
+                             shipping_price=standard.price, voucher_code=voucher_code, user_id=user_id,
+                             email=email)  # fmt: skip
+    error = str(pricing.voucher_error or "")
+    return Discounts(currency, subtotal, pricing.discount, pricing.promotion, pricing.voucher,
+                     normalise_code(voucher_code), error, pricing.shipping_discount)  # fmt: skip
+
+
+def voucher_normalise(*, code: str) -> str:
+    """A code as the shop keeps it: trimmed, in capitals (codes are case-insensitive)."""
+    return normalise_code(code)
+
+
+def vouchers_demo_seed(*, category_id: int | None = None, category_name: str = "") -> list[str]:
+    """The demo shop's vouchers (WELCOME10, FREESHIP) and a promotion running this week on the category given.
+    Idempotent. Returns what it made."""
+    with atomic(module="orders"):
+        return vouchers.demo_seed(category_id=category_id, category_name=category_name)
 
 
 # ---------------------------------------------------------------- reading
@@ -167,6 +271,7 @@ class OrderLineInfo:
     quantity: int
     line_total: Decimal
     id: int = 0
+    discount: Decimal = Decimal(0)  # the line's share of the order's discount
     product_id: int = 0
     variant_id: int = 0
     quantity_shipped: int = 0
@@ -212,6 +317,20 @@ class OrderInfo:
     amount_refunded: Decimal = Decimal(0)
     payment_attempt: int = 1  # 1 at checkout, one more per "Pay again"
     payment_failure: str = ""  # why the current attempt failed, in the customer's words; empty otherwise
+    discount: Decimal = Decimal(0)  # off the goods: promotion_discount + voucher_discount
+    promotion_name: str = ""
+    promotion_discount: Decimal = Decimal(0)
+    voucher_code: str = ""
+    voucher_discount: Decimal = Decimal(0)
+    shipping_discount: Decimal = Decimal(0)  # delivery charge waived by a free delivery voucher
+
+    @property
+    def discounted_subtotal(self) -> Decimal:
+        return self.subtotal - self.discount
+
+    @property
+    def shipping_price(self) -> Decimal:
+        return self.shipping
 
     @property
     def can_cancel(self) -> bool:
@@ -264,7 +383,7 @@ def _info(order: Order, lines: Iterable[OrderLine] | None = None, history: Itera
     left = returns.returnable(order, lines) if parcels else {}
     lines = tuple(
         OrderLineInfo(li.sku, li.name, li.variant_label, li.unit_price, li.quantity, li.line_total, li.pk,
-                      li.product_id, li.variant_id, li.quantity_shipped, li.quantity_delivered,
+                      li.discount, li.product_id, li.variant_id, li.quantity_shipped, li.quantity_delivered,
                       li.quantity_returned, li.quantity_refunded, left.get(li.pk, 0))
         for li in lines
     )  # fmt: skip
@@ -276,7 +395,9 @@ def _info(order: Order, lines: Iterable[OrderLine] | None = None, history: Itera
         order.pk, order.number, order.user_id, order.email, order.status, Status(order.status).label, order.currency,
         order.subtotal, order.shipping, order.tax, order.total, order.prices_include_tax, order.shipping_method,
         order.shipping_address, order.payment_id, order.access_token, order.created_at, lines, history, shipments,
-        rets, order.amount_refunded, order.payment_attempt, order.payment_failure,
+        rets, order.amount_refunded, order.payment_attempt, order.payment_failure, order.discount,
+        order.promotion_name, order.promotion_discount, order.voucher_code, order.voucher_discount,
+        order.shipping_discount,
     )  # fmt: skip
 
 
@@ -346,15 +467,22 @@ def order_place(
     email: str,
     user_id: int | None = None,
     reservation_ttl_seconds: int | None = None,
+    voucher_code: str = "",
 ) -> OrderInfo:
-    """Reserve the stock and create the order in pending_payment, with line snapshots. Idempotent by key.
+    """Reserve the stock and create the order in pending_payment, with line snapshots, the automatic promotion and
+    the voucher (its use recorded with the order, under the voucher's lock). Idempotent by key: the same key again
+    gives the same order, and the voucher is used once.
 
-    Raises catalog's OutOfStock (nothing is held then), EmptyBasket or UnavailableItem.
+    Raises catalog's OutOfStock (nothing is held then), EmptyBasket, UnavailableItem or VoucherRefused (the code
+    does not apply, or no longer: used up meanwhile, say; nothing is held then either).
     """
     existing = order_by_key(idempotency_key=idempotency_key)
     if existing is not None:
         return existing
-    quote = order_quote(lines=lines, shipping_method=shipping_method)
+    quote = order_quote(lines=lines, shipping_method=shipping_method, voucher_code=voucher_code, user_id=user_id,
+                        email=email)  # fmt: skip
+    if quote.voucher_code and quote.voucher is None:
+        raise VoucherRefused(quote.voucher_error, reason=quote.voucher_refusal, code=quote.voucher_code)
     key = f"order:{idempotency_key}"
     ttl = reservation_ttl_seconds or settings.SHOP_RESERVATION_MINUTES * 60
     stock_reserve(key=key, lines=[(line.variant_id, line.quantity) for line in quote.lines], ttl_seconds=ttl)
@@ -363,6 +491,12 @@ def order_place(
         number = _new_number()  # 32^8 numbers: taken ones are rare, and the unique index tells
         try:
             return _create(number, idempotency_key, quote, shipping_address, email, user_id, key, actor)
+        except VoucherRefused:
+            existing = order_by_key(idempotency_key=idempotency_key)
+            if existing is not None:  # the same key at the same moment took the use: the first order stands
+                return existing
+            stock_release(key=key)
+            raise
         except IntegrityError:
             existing = order_by_key(idempotency_key=idempotency_key)
             if existing is not None:  # the same key at the same moment: the first order stands
@@ -376,10 +510,14 @@ def _create(number: str, idempotency_key: str, quote: Quote, shipping_address: d
             user_id: int | None, reservation_key: str, actor: str) -> OrderInfo:  # fmt: skip
     """One transaction: the order, its line snapshots, its first history entry and OrderPlaced. The answer is
     built from what was written, not read back."""
+    used = quote.voucher is not None and quote.voucher.amount > 0  # a free delivery code on free delivery: unused
     with atomic(module="orders"):
         order = Order.objects.create(
             number=number, user_id=user_id, email=email, currency=quote.currency, subtotal=quote.subtotal,
-            shipping=quote.shipping.price, tax=quote.tax, total=quote.total,
+            shipping=quote.shipping_price, tax=quote.tax, total=quote.total, discount=quote.discount,
+            promotion_name=quote.promotion_name[:100], promotion_discount=quote.promotion_discount,
+            voucher_code=quote.voucher.code if used else "", voucher_discount=quote.voucher_discount,
+            shipping_discount=quote.shipping_discount,
             prices_include_tax=quote.prices_include_tax, shipping_method=quote.shipping.code,
             shipping_address=shipping_address, reservation_key=reservation_key, idempotency_key=idempotency_key,
             access_token=secrets.token_urlsafe(24),
@@ -387,9 +525,11 @@ def _create(number: str, idempotency_key: str, quote: Quote, shipping_address: d
         lines = OrderLine.objects.bulk_create(
             OrderLine(order=order, variant_id=li.variant_id, product_id=li.product_id, sku=li.sku, name=li.name,
                       variant_label=li.variant_label, unit_price=li.unit_price, currency=quote.currency,
-                      quantity=li.quantity, line_total=li.line_total)
+                      quantity=li.quantity, line_total=li.line_total, discount=li.discount)
             for li in quote.lines
         )  # fmt: skip
+        if used:
+            vouchers.reserve_use(order=order, applied=quote.voucher, user_id=user_id, email=email)
         placed = StatusChange.objects.create(
             order=order, to_status=Status.PENDING_PAYMENT, actor=actor, note="Order placed"
         )
@@ -448,6 +588,9 @@ def _give_money_back(order: Order) -> None:
 
 def _cancel(order: Order, actor: str, note: str, reason: str, release_stock: bool = True) -> None:
     _transition(order, Status.CANCELLED, actor, note)
+    if vouchers.give_back(order):
+        StatusChange.objects.create(order=order, from_status=order.status, to_status=order.status, actor=actor,
+                                    note=f"Voucher {order.voucher_code} given back")  # fmt: skip
     publish(OrderCancelled(order_id=order.pk, number=order.number, reason=reason))
     if release_stock:
         publish(ReleaseReservation(key=order.reservation_key, reference=order.number))
@@ -622,6 +765,7 @@ __all__ = [
     "AUTO_CARRIER",
     "CANCELLABLE",
     "REASONS",
+    "Discounts",
     "EmptyBasket",
     "IllegalTransition",
     "OrderError",
@@ -630,7 +774,9 @@ __all__ = [
     "OrderNotFound",
     "OrderStatus",
     "PaymentError",
+    "PromotionApplied",
     "Quote",
+    "QuoteLine",
     "ReturnError",
     "ReturnInfo",
     "ReturnLineInfo",
@@ -640,6 +786,8 @@ __all__ = [
     "ShipmentLineInfo",
     "ShipmentNotFound",
     "UnavailableItem",
+    "VoucherApplied",
+    "VoucherRefused",
     "carrier_name",
     "carrier_update",
     "order_attach_payment",
@@ -648,6 +796,7 @@ __all__ = [
     "order_confirmation_claim",
     "order_current",
     "order_deliver",
+    "order_discounts",
     "order_find",
     "order_get",
     "order_mark_paid",
@@ -675,4 +824,6 @@ __all__ = [
     "shipment_ship",
     "shipping_methods",
     "tracking_url_for",
+    "voucher_normalise",
+    "vouchers_demo_seed",
 ]

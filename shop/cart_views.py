@@ -10,7 +10,14 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST, require_safe
 
-from shop import cart
+from shop import cart, services
+
+VOUCHER_KEY = "voucher_code"  # the code applied in the cart, in the session for visitors and customers alike
+VOUCHER_FLASH_KEY = "voucher_refused"  # the code just refused, and why, for the next cart page
+
+
+def voucher_code(request: HttpRequest) -> str:
+    return request.session.get(VOUCHER_KEY, "")
 
 
 def cart_storage(request: HttpRequest) -> cart.CartStorage:
@@ -84,8 +91,45 @@ def cart_remove(request: HttpRequest) -> HttpResponse:
     return _done(request, change)
 
 
+@require_POST
+def voucher_apply(request: HttpRequest) -> HttpResponse:
+    """The cart's "Voucher code" form: the code is checked against the cart and kept in the session."""
+    storage = cart_storage(request)
+    user_id = request.user.pk if request.user.is_authenticated else None
+    try:
+        code = services.checkout_voucher_apply(
+            lines=cart.lines_for_order(storage), code=request.POST.get("code", "")[:100], user_id=user_id
+        )
+    except services.CheckoutError as error:
+        # shown once, under the field (the page after the redirect), with what was typed
+        request.session[VOUCHER_FLASH_KEY] = {"typed": request.POST.get("code", "")[:40], "error": str(error)}
+        return redirect("shop:cart")
+    request.session[VOUCHER_KEY] = code
+    messages.success(request, f"Voucher {code} applied.")
+    return redirect("shop:cart")
+
+
+@require_POST
+def voucher_remove(request: HttpRequest) -> HttpResponse:
+    code = request.session.pop(VOUCHER_KEY, "")
+    if code:
+        messages.success(request, f"Voucher {code} removed.")
+    return redirect("shop:cart")
+
+
 @require_safe
 def cart_page(request: HttpRequest) -> HttpResponse:
-    response = render(request, "shop/cart.html", {"cart": cart.view(cart_storage(request)), "max_quantity": 99})
+    storage = cart_storage(request)
+    view = cart.view(storage)
+    discounts = None
+    if view.lines and not view.has_problems:
+        user_id = request.user.pk if request.user.is_authenticated else None
+        discounts = services.cart_discounts(
+            lines=[(line.variant.product_id, line.total) for line in view.lines], voucher_code=voucher_code(request),
+            user_id=user_id,
+        )  # fmt: skip
+    context = {"cart": view, "max_quantity": 99, "discounts": discounts, "voucher_code": voucher_code(request),
+               "voucher_flash": request.session.pop(VOUCHER_FLASH_KEY, None)}  # fmt: skip
+    response = render(request, "shop/cart.html", context)
     add_never_cache_headers(response)
     return response

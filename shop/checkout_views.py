@@ -24,7 +24,7 @@ from catalog.services import variants_get
 from orders import services as orders
 from payments.services import PaymentInfo, PaymentNotFound, payment_get
 from shop import cart, services
-from shop.cart_views import cart_storage
+from shop.cart_views import VOUCHER_KEY, cart_storage, voucher_code
 from shop.checkout_forms import CheckoutForm
 
 SESSION_KEY = "checkout"
@@ -46,7 +46,7 @@ def _refused(request: HttpRequest, error: services.CheckoutError) -> HttpRespons
         messages.info(request, str(error))
         return redirect("shop:cart")
     messages.error(request, str(error))
-    if isinstance(error, services.ReviewOutOfDate | services.PaymentNotStarted):
+    if isinstance(error, services.ReviewOutOfDate | services.PaymentNotStarted | services.VoucherNoLongerApplies):
         return redirect("shop:checkout-review")
     return redirect("shop:cart")
 
@@ -55,7 +55,9 @@ def _refused(request: HttpRequest, error: services.CheckoutError) -> HttpRespons
 def details(request: HttpRequest) -> HttpResponse:
     try:
         options = services.checkout_options(
-            lines=cart.lines_for_order(cart_storage(request)), user_id=_user_id(request)
+            lines=cart.lines_for_order(cart_storage(request)),
+            user_id=_user_id(request),
+            voucher_code=voucher_code(request),
         )
     except services.CheckoutError as error:
         return _refused(request, error)
@@ -83,11 +85,14 @@ def review(request: HttpRequest) -> HttpResponse:
         return redirect("shop:checkout")
     try:
         quote = services.checkout_quote(
-            lines=lines, shipping_method=details_["shipping_method"] if details_ else "standard"
-        )
+            lines=lines, shipping_method=details_["shipping_method"] if details_ else "standard",
+            voucher_code=voucher_code(request), user_id=_user_id(request),
+            email=details_.get("email", "") if details_ else "",
+        )  # fmt: skip
     except services.CheckoutError as error:
         return _refused(request, error)
     details_["token"] = secrets.token_urlsafe(16)  # one per rendering: a resubmitted form reuses it
+    details_["voucher_code"] = quote.voucher.code if quote.voucher else ""  # what this review shows is placed
     request.session[SESSION_KEY] = details_
     return _no_store(render(request, "shop/checkout_review.html", {"quote": quote, "details": details_}))
 
@@ -107,7 +112,7 @@ def place(request: HttpRequest) -> HttpResponse:
         started = services.checkout_place(
             token=request.POST.get("token", ""), review_token=stored.get("token"), details=_details(stored),
             lines=cart.lines_for_order(cart_storage(request)), user_id=_user_id(request),
-            site_url=f"{request.scheme}://{request.get_host()}",
+            site_url=f"{request.scheme}://{request.get_host()}", voucher_code=stored.get("voucher_code", ""),
         )  # fmt: skip
     except services.CheckoutError as error:
         return _refused(request, error)
@@ -129,6 +134,7 @@ def payment_return(request: HttpRequest, number: str) -> HttpResponse:
         cart.clear(cart_storage(request))
         request.session.pop(SESSION_KEY, None)
         request.session.pop(PLACED_KEY, None)
+        request.session.pop(VOUCHER_KEY, None)  # used by this order
     state = outcome.state
     if state == "pending" and request.GET.get("cancelled"):
         state = "left"  # back through the gateway's "Cancel and return to the shop": nothing to wait for

@@ -13,6 +13,13 @@ module, one transaction). Placing is idempotent by the review form's one-time to
 the same token finds the same order and the same payment. Paying again after a refusal starts a new payment for
 the same order, idempotent by the attempt's number: "<order number>:attempt:<n>".
 
+Vouchers: the cart keeps the code the customer applied (checkout_voucher_apply checks it first) in the session,
+signed in or not, and every quote is asked with it, so the cart, the details page and the review show the same
+discount, or say why the code stopped applying (the cart changed, the code was used up). The review page's quote
+decides: checkout_place is given the code the review showed applied, and orders records its use with the order;
+if it was used up meanwhile the customer is sent back to the review (VoucherNoLongerApplies), which then shows the
+order without it. The automatic promotion needs nothing from the shop: every quote has it.
+
 Refusals are CheckoutError subclasses whose message is meant for the customer.
 """
 
@@ -20,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Literal
 
 from django.conf import settings
@@ -55,11 +63,15 @@ __all__ = [
     "PayAgainRefused",
     "PaymentNotStarted",
     "ReviewOutOfDate",
+    "VoucherNoLongerApplies",
+    "VoucherNotApplicable",
+    "cart_discounts",
     "checkout_options",
     "checkout_pay_again",
     "checkout_place",
     "checkout_quote",
     "checkout_return",
+    "checkout_voucher_apply",
 ]
 
 
@@ -81,6 +93,15 @@ class ReviewOutOfDate(CheckoutError):
 
 class PaymentNotStarted(CheckoutError):
     """The gateway could not be asked to take the payment. Nothing was charged; placing again is safe."""
+
+
+class VoucherNotApplicable(CheckoutError):
+    """The code typed cannot be used for this cart (unknown, expired, used up, minimum spend not reached, ...)."""
+
+
+class VoucherNoLongerApplies(CheckoutError):
+    """The voucher the review showed could not be used when the order was placed (used up meanwhile, say). Nothing
+    was placed; the review, shown again, prices the order without it."""
 
 
 class OrderNotFound(CheckoutError):
@@ -133,19 +154,49 @@ class CheckoutOutcome:
         return self.state == "paid"
 
 
-def checkout_quote(*, lines: Sequence[tuple[int, int]], shipping_method: str = "standard") -> Quote:
-    """The cart's (variant id, quantity) lines priced now, with delivery and tax."""
+def checkout_quote(
+    *,
+    lines: Sequence[tuple[int, int]],
+    shipping_method: str = "standard",
+    voucher_code: str = "",
+    user_id: int | None = None,
+    email: str = "",
+) -> Quote:
+    """The cart's (variant id, quantity) lines priced now, with delivery, tax, the promotion running and the
+    voucher (quote.voucher_error says why a code does not apply)."""
     if not lines:
         raise CartEmpty("Your cart is empty.")
     try:
-        return orders.order_quote(lines=list(lines), shipping_method=shipping_method)
+        return orders.order_quote(lines=list(lines), shipping_method=shipping_method, voucher_code=voucher_code,
+                                  user_id=user_id, email=email)  # fmt: skip
     except orders.UnavailableItem as exc:
         raise CartUnavailable(str(exc)) from exc
 
 
-def checkout_options(*, lines: Sequence[tuple[int, int]], user_id: int | None) -> CheckoutOptions:
+def cart_discounts(
+    *, lines: Sequence[tuple[int, Decimal]], voucher_code: str = "", user_id: int | None = None
+) -> orders.Discounts:
+    """The cart page's promotion and voucher lines, from its (product id, line total) pairs at current prices."""
+    return orders.order_discounts(lines=list(lines), voucher_code=voucher_code, user_id=user_id)
+
+
+def checkout_voucher_apply(*, lines: Sequence[tuple[int, int]], code: str, user_id: int | None) -> str:
+    """Check a code the customer typed in the cart against the cart. Returns the code as the shop keeps it (trimmed,
+    capitals), to remember in the session. Raises VoucherNotApplicable saying why not, CartEmpty, CartUnavailable."""
+    normalised = orders.voucher_normalise(code=code)
+    if not normalised:
+        raise VoucherNotApplicable("Enter a voucher code.")
+    quote = checkout_quote(lines=lines, voucher_code=normalised, user_id=user_id)
+    if quote.voucher is None:
+        raise VoucherNotApplicable(quote.voucher_error)
+    return quote.voucher.code
+
+
+def checkout_options(
+    *, lines: Sequence[tuple[int, int]], user_id: int | None, voucher_code: str = ""
+) -> CheckoutOptions:
     """The details page's choices: the priced cart, the delivery methods for its subtotal, the saved addresses."""
-    quote = checkout_quote(lines=lines)
+    quote = checkout_quote(lines=lines, voucher_code=voucher_code, user_id=user_id)
     return CheckoutOptions(
         quote=quote,
         shipping_methods=orders.shipping_methods(subtotal=quote.subtotal),
@@ -161,13 +212,14 @@ def checkout_place(
     lines: Sequence[tuple[int, int]],
     user_id: int | None,
     site_url: str,
+    voucher_code: str = "",
 ) -> CheckoutStarted:
     """Place the order (stock reserved, order pending payment) and start its payment.
 
     token: the one sent by the "Place order" form; review_token: the one of the review page shown last, with the
     details it showed. Placing and paying are idempotent by the token, so pressing twice, or the browser sending the
     form again, finds the order and payment of the first time. site_url ("https://shop.example.com") prefixes the
-    addresses given to the gateway.
+    addresses given to the gateway. voucher_code: the code the review page showed applied ("" for none).
     """
     if not token or len(token) > MAX_TOKEN_LENGTH:
         raise ReviewOutOfDate("Please review your order again before placing it.")
@@ -181,7 +233,10 @@ def checkout_place(
             order = orders.order_place(
                 idempotency_key=key, lines=list(lines), shipping_method=details.shipping_method,
                 shipping_address=dict(details.address), email=details.email, user_id=user_id,
+                voucher_code=voucher_code,
             )  # fmt: skip
+        except orders.VoucherRefused as exc:
+            raise VoucherNoLongerApplies(f"{exc} Your order was not placed; please check it again.") from exc
         except OutOfStock as exc:
             raise CartUnavailable(f"{exc} Your cart is unchanged; please adjust it.") from exc
         except (orders.EmptyBasket, orders.UnavailableItem) as exc:

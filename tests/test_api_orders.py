@@ -455,6 +455,7 @@ def test_the_detail_carries_lines_parcels_returns_payment_and_history(goods):
         "quantity": 1,
         "unit_price": "30.00",
         "total": "30.00",
+        "discount": "0.00",
         "currency": "EUR",
         "quantity_shipped": 1,
         "quantity_delivered": 1,

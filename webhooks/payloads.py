@@ -84,7 +84,8 @@ def envelope(event_type: str, timestamp: dt.datetime, data: dict[str, Any]) -> d
 # one already) is not sent to integrators until someone decides it should be.
 ORDER_FIELDS = ("id", "number", "status", "user_id", "email", "currency", "subtotal", "shipping", "tax", "total",
                 "prices_include_tax", "shipping_method", "shipping_address", "payment_id", "amount_refunded",
-                "created_at", "lines", "shipments", "returns")  # fmt: skip
+                "created_at", "lines", "shipments", "returns", "discount", "promotion_name", "promotion_discount",
+                "voucher_code", "voucher_discount", "shipping_discount")  # fmt: skip
 
 
 def order_snapshot(number: str) -> dict[str, Any]:

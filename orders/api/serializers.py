@@ -72,11 +72,15 @@ class ShippingAddressSerializer(serializers.Serializer):
 
 class OrderLineSerializer(serializers.ModelSerializer):
     total = serializers.DecimalField(source="line_total", max_digits=12, decimal_places=2, read_only=True)
+    discount = serializers.DecimalField(
+        max_digits=12, decimal_places=2, read_only=True,
+        help_text="The line's share of the order's discount (promotion and voucher): it cost total - discount.",
+    )  # fmt: skip
 
     class Meta:
         model = OrderLine
         fields = ("id", "sku", "product_id", "variant_id", "name", "variant_label", "quantity", "unit_price",
-                  "total", "currency", "quantity_shipped", "quantity_delivered", "quantity_returned",
+                  "total", "discount", "currency", "quantity_shipped", "quantity_delivered", "quantity_returned",
                   "quantity_refunded")  # fmt: skip
         read_only_fields = fields
 
@@ -180,6 +184,23 @@ class OrderSerializer(serializers.ModelSerializer):
     amount_refunded = serializers.DecimalField(
         max_digits=12, decimal_places=2, read_only=True, help_text="What the shop asked payments to refund, in all."
     )
+    discount = serializers.DecimalField(
+        max_digits=12, decimal_places=2, read_only=True,
+        help_text="Taken off the goods in all: promotion_discount + voucher_discount. total = subtotal - discount + "
+                  "shipping_price (+ tax where prices are without it).",
+    )  # fmt: skip
+    promotion_name = serializers.CharField(
+        read_only=True, allow_null=True, help_text="The automatic promotion applied; null for none."
+    )
+    promotion_discount = serializers.DecimalField(max_digits=12, decimal_places=2, read_only=True)
+    voucher_code = serializers.CharField(read_only=True, allow_null=True, help_text="The voucher used; null for none.")
+    voucher_discount = serializers.DecimalField(
+        max_digits=12, decimal_places=2, read_only=True, help_text="What the voucher took off the goods."
+    )
+    shipping_discount = serializers.DecimalField(
+        max_digits=12, decimal_places=2, read_only=True,
+        help_text="The delivery charge a free delivery voucher waived (shipping_price is what was charged).",
+    )  # fmt: skip
     payment = serializers.SerializerMethodField()
     lines = OrderLineSerializer(many=True, read_only=True)
     shipments = ShipmentSerializer(many=True, read_only=True)
@@ -189,9 +210,17 @@ class OrderSerializer(serializers.ModelSerializer):
     class Meta:
         model = Order
         fields = ("number", "status", "customer_id", "email", "currency", "subtotal", "shipping_price", "tax",
-                  "total", "prices_include_tax", "amount_refunded", "shipping_method", "shipping_address", "payment",
+                  "total", "discount", "promotion_name", "promotion_discount", "voucher_code", "voucher_discount",
+                  "shipping_discount", "prices_include_tax", "amount_refunded", "shipping_method", "shipping_address",
+                  "payment",
                   "lines", "shipments", "returns", "history", "created_at", "updated_at")  # fmt: skip
         read_only_fields = fields
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        for name in ("promotion_name", "voucher_code"):
+            data[name] = data[name] or None
+        return data
 
     @extend_schema_field(PaymentSummarySerializer(allow_null=True))
     def get_payment(self, order: Order) -> dict | None:

@@ -1,11 +1,12 @@
-"""Prepare a development shop: the demo staff account (printed) and the demo catalog."""
+"""Prepare a development shop: the demo staff account (printed), the demo catalog, its vouchers and promotion."""
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from accounts.services import demo_superuser_ensure
-from catalog.services import demo_catalog_seed
+from catalog.services import category_tree, demo_catalog_seed
+from orders.services import vouchers_demo_seed
 
 DEMO_STAFF_EMAIL = "admin@example.com"
 
@@ -23,6 +24,12 @@ class Command(BaseCommand):
             result = demo_catalog_seed(products=products, seed=1, progress=bar.update)
             bar.update(products - bar.n)
         self.stdout.write(f"Demo catalog: {result.created} products added, {result.existing} already there.")
+        roots = category_tree().roots()
+        promoted = next((c for c in roots if c.slug == "home-kitchen"), roots[0] if roots else None)
+        vouchers_demo_seed(
+            category_id=promoted.id if promoted else None, category_name=promoted.name if promoted else ""
+        )
+        self.stdout.write("Demo vouchers: WELCOME10 (10 % off from €30, once per customer), FREESHIP (free delivery).")
         user, password = demo_superuser_ensure(email=DEMO_STAFF_EMAIL)
         self.stdout.write("")
         self.stdout.write(self.style.SUCCESS("Demo staff account (a new password is made on every run):"))
