@@ -294,6 +294,7 @@ class OrderEmail(models.Model):
     def __str__(self) -> str:
         return f"{self.order_id} {self.kind} {self.key}"
 
+
 # ---------------------------------------------------------------- vouchers and promotions (orders.vouchers)
 
 
