@@ -346,6 +346,8 @@ SHOP_TAX_RATE = env_str("SHOP_TAX_RATE", "0.20")  # VAT as a fraction
 SHOP_PRICES_INCLUDE_TAX = env_bool("SHOP_PRICES_INCLUDE_TAX", True)
 SHOP_FREE_SHIPPING_ABOVE = env_str("SHOP_FREE_SHIPPING_ABOVE", "50.00")
 SHOP_RESERVATION_MINUTES = env_int("SHOP_RESERVATION_MINUTES", 15)  # stock held while the customer pays
+# The address the info pages (contact, delivery, returns, ...) give customers; empty: DEFAULT_FROM_EMAIL's address.
+SHOP_CONTACT_EMAIL = env_str("SHOP_CONTACT_EMAIL")
 
 # ---------------------------------------------------------------- fulfilment (orders)
 # Pack and ship paid orders automatically (a Celery task, one parcel, a generated tracking number): for shops
