@@ -175,7 +175,9 @@ def filter_chips(query: ListingQuery, facets: tuple[Facet, ...], text: str = "")
             )
     if query.price_min is not None or query.price_max is not None:
         chips.append(
-            FilterChip("Price", _price_text(query, currency), _href(replace(query, price_min=None, price_max=None), text))
+            FilterChip(
+                "Price", _price_text(query, currency), _href(replace(query, price_min=None, price_max=None), text)
+            )
         )
     if query.in_stock:
         chips.append(FilterChip("Availability", "In stock only", _href(replace(query, in_stock=False), text)))
