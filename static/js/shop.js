@@ -151,11 +151,10 @@
     bar.classList.add("has-overflow"); // room for "More" while measuring
     var right = bar.querySelector("[data-category-list]").getBoundingClientRect().right;
     var overflow = false;
-    inline.forEach(function (li, i) {
-      var out = li.getBoundingClientRect().right > right + 1;
-      li.hidden = out;
-      listed[i].hidden = !out;
-      overflow = overflow || out;
+    inline.forEach(function (li, i) { // from the first that does not fit, all go under More, in their order
+      overflow = overflow || li.getBoundingClientRect().right > right + 1;
+      li.hidden = overflow;
+      listed[i].hidden = !overflow;
     });
     bar.classList.toggle("has-overflow", overflow);
     if (!overflow) listed.forEach(function (li) { li.hidden = false; });
