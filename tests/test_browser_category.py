@@ -164,7 +164,7 @@ def test_at_desktop_width_every_top_category_fits_or_waits_under_more(live_serve
     page.screenshot(path=artifacts / "category-more-desktop.png")
 
 
-def test_an_info_page_opens_from_the_footer(live_server, page, artifacts):
+def test_an_info_page_opens_from_the_footer(live_server, page, artifacts, demo_catalog):
     from django.apps import apps
     from django.db import connections
     from playwright.sync_api import expect
