@@ -26,8 +26,9 @@ its tracking number then; you can follow it from your order page too.</p>
         "How to return an item and get your money back.",
         """<p>You can return delivered items within {return_days} days of delivery.</p>
 <ol>
-<li>Open the order (<a href="/orders/">Orders</a>, or the link in your confirmation email), choose
-<strong>Return items</strong>, pick the items and quantities and tell us why.</li>
+<li>Sign in, open the order under <a href="/orders/">Orders</a>, choose <strong>Return items</strong>, pick the
+items and quantities and tell us why. Ordered as a guest? Write to {contact_email} with your order number and we
+start the return for you.</li>
 <li>Send the items back to us in their original packaging where you can.</li>
 <li>We refund the price of the items to the payment you used as soon as they arrive and we have checked them.</li>
 </ol>
