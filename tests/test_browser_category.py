@@ -187,3 +187,29 @@ def test_an_info_page_opens_from_the_footer(live_server, page, artifacts, demo_c
     expect(page.get_by_role("heading", level=1)).to_have_text("Returns")
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     page.screenshot(path=artifacts / "info-page-phone.png", full_page=True)
+
+
+def test_without_javascript_the_panel_is_a_sidebar_on_desktop_and_a_disclosure_on_a_phone(
+    live_server, page, demo_catalog
+):
+    from playwright.sync_api import expect
+
+    from tests.conftest import DESKTOP
+
+    browser = page.context.browser
+    for viewport, sidebar in ((DESKTOP, True), (PHONE, False)):
+        plain = browser.new_context(viewport=viewport, java_script_enabled=False).new_page()
+        plain.goto(live_server.url + "/c/clothing/")
+        facet = plain.locator("fieldset.facet").first
+        if sidebar:
+            expect(facet).to_be_visible()
+            expect(plain.locator("summary.filters-toggle")).to_be_hidden()
+        else:
+            expect(facet).to_be_hidden()
+            plain.locator("summary.filters-toggle").click()
+            expect(facet).to_be_visible()
+            plain.get_by_role("navigation", name="Categories").locator("summary", has_text="Menu").click()
+            expect(
+                plain.get_by_role("navigation", name="Categories").get_by_role("link", name="Garden")
+            ).to_be_visible()
+        plain.context.close()
