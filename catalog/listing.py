@@ -27,7 +27,7 @@ from catalog.data import (
     Suggestion,
 )
 from catalog.images import media_url
-from catalog.models import Product, ProductOptionValue
+from catalog.models import Brand, Product, ProductOptionValue
 from catalog.projection import LISTING_FIELDS
 
 _CARD_FIELDS = ("id", "title", "slug", *LISTING_FIELDS)
@@ -137,16 +137,18 @@ def listing_facets(*, query: ListingQuery, category_id: int | None = None, text:
         .annotate(n=Count("id"))
         .order_by("brand_name")
     )
-    facets = [
-        Facet(
-            "brand",
-            "Brand",
-            tuple(
-                FacetValue(r["brand__slug"], r["brand_name"], r["n"], r["brand__slug"] in selected_brands)
-                for r in brand_rows
-            ),
-        )
+    brand_values = [
+        FacetValue(r["brand__slug"], r["brand_name"], r["n"], r["brand__slug"] in selected_brands) for r in brand_rows
     ]
+    # A chosen brand the other filters leave no product of stays in the facet (count 0), so it can be unticked.
+    missing = selected_brands - {v.value for v in brand_values}
+    if missing:
+        brand_values += [
+            FacetValue(slug, name, 0, True)
+            for slug, name in Brand.objects.filter(slug__in=missing).values_list("slug", "name")
+        ]
+        brand_values.sort(key=lambda v: v.label.lower())
+    facets = [Facet("brand", "Brand", tuple(brand_values))]
 
     # 3. option facets: one query for the options nobody filtered on, one per option filtered on
     selected_options = dict(query.options)
@@ -166,6 +168,13 @@ def listing_facets(*, query: ListingQuery, category_id: int | None = None, text:
     by_key: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in option_rows:
         by_key[row["key"]].append(row)
+    for key in selected_options:  # a chosen value no product has under the other filters stays, with count 0
+        known = {row["value"] for row in by_key[key]}
+        if by_key[key]:
+            name = by_key[key][0]["name"]
+        else:  # no product left with this option at all: its name from any product that has it
+            name = ProductOptionValue.objects.filter(key=key).values_list("name", flat=True).first() or key
+        by_key[key] += [{"key": key, "name": name, "value": v, "n": 0} for v in selected_options[key] if v not in known]
     for key in sorted(by_key):
         rows = sorted(by_key[key], key=lambda r: _value_order(r["value"]))
         chosen = set(selected_options.get(key, ()))

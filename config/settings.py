@@ -352,6 +352,9 @@ SHOP_SITE_URL = (
     or ("http://127.0.0.1:8000" if DEBUG or not ALLOWED_HOSTS else f"https://{ALLOWED_HOSTS[0]}")
 ).rstrip("/")
 
+# The address the info pages (contact, delivery, returns, ...) give customers; empty: DEFAULT_FROM_EMAIL's address.
+SHOP_CONTACT_EMAIL = env_str("SHOP_CONTACT_EMAIL")
+
 # ---------------------------------------------------------------- fulfilment (orders)
 # Pack and ship paid orders automatically (a Celery task, one parcel, a generated tracking number): for shops
 # without a warehouse team, and for the checkout benchmark.

@@ -33,3 +33,33 @@ class CartLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.quantity} x variant {self.variant_id}"
+
+
+class InfoPage(models.Model):
+    """A page of the shop's information (delivery, returns, terms, privacy, contact), written by staff in the admin
+    and shown at /pages/<slug>/ in the shop's layout. The shop's own equivalent of django.contrib.flatpages, which
+    would need django.contrib.sites (and so a Site row's domain for password-reset links and the sitemap)."""
+
+    slug = models.SlugField(
+        max_length=60, unique=True, help_text="The page's address: /pages/<slug>/. Lowercase letters, digits, hyphens."
+    )
+    title = models.CharField(max_length=120)
+    content = models.TextField(
+        help_text=(
+            "HTML, shown as written: it is trusted staff input and is not cleaned, so paste only markup you trust "
+            "(no scripts from elsewhere). These placeholders are filled in when the page is shown, from the shop's "
+            "settings: {shop_name}, {contact_email}, {shipping_methods} (a table of the delivery methods and "
+            "prices), {free_delivery_above}, {return_days}, {vat_rate}, {prices_vat} (“include” or “exclude”)."
+        )
+    )
+    summary = models.CharField(
+        max_length=200, blank=True, help_text="One sentence for search engines (the page's meta description)."
+    )
+    is_published = models.BooleanField(default=True, help_text="Unpublished pages answer 404 and leave the sitemap.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.title

@@ -6,6 +6,7 @@ from django.contrib.sitemaps import Sitemap
 from django.urls import reverse
 
 from catalog.services import CategoryInfo, category_tree, sitemap_products
+from shop.models import InfoPage
 
 
 class CategorySitemap(Sitemap):
@@ -34,4 +35,18 @@ class ProductSitemap(Sitemap):
         return item[1]
 
 
-SITEMAPS = {"categories": CategorySitemap, "products": ProductSitemap}
+class InfoPageSitemap(Sitemap):
+    changefreq = "monthly"
+    priority = 0.3
+
+    def items(self) -> list[tuple[str, datetime]]:
+        return list(InfoPage.objects.filter(is_published=True).order_by("slug").values_list("slug", "updated_at"))
+
+    def location(self, item: tuple[str, datetime]) -> str:
+        return reverse("shop:info-page", args=[item[0]])
+
+    def lastmod(self, item: tuple[str, datetime]) -> datetime:
+        return item[1]
+
+
+SITEMAPS = {"categories": CategorySitemap, "products": ProductSitemap, "pages": InfoPageSitemap}

@@ -28,6 +28,7 @@ urlpatterns = [
     path("orders/<str:number>/", checkout_views.order_detail, name="order"),
     path("orders/<str:number>/cancel/", checkout_views.order_cancel, name="order-cancel"),
     path("orders/<str:number>/return/", checkout_views.order_return, name="order-return"),
+    path("pages/<slug:slug>/", views.info_page, name="info-page"),
     path("robots.txt", views.robots_txt, name="robots"),
     path(
         "sitemap.xml",

@@ -4,7 +4,7 @@ and render templates. Bad input is explained on the page or answered with a 404,
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -22,6 +22,8 @@ from catalog.services import (
     SORTS,
     CategoryInfo,
     CategoryNotFound,
+    Facet,
+    FacetValue,
     ListingQuery,
     PageOutOfRange,
     ProductDetail,
@@ -36,6 +38,8 @@ from catalog.services import (
 )
 from shop import caching
 from shop.forms import ListingForm, page_number, search_text
+from shop.info_pages import render_content
+from shop.models import InfoPage
 from shop.templatetags.shop_tags import availability, money
 
 CSRF_MARKER = b"<!--csrf-->"
@@ -119,8 +123,94 @@ def _query_string(query: ListingQuery, text: str = "") -> str:
     return urlencode(params)
 
 
+@dataclass(frozen=True)
+class FilterChip:
+    """One chosen filter value above the results: what it is, and the listing without it."""
+
+    label: str  # "Brand", "Colour", "Price"
+    value: str  # "Acme", "Teal", "10 to 50 EUR"
+    remove_url: str  # the same listing (text, other filters, sort, page size) without this value, page 1
+
+
+def _href(query: ListingQuery, text: str) -> str:
+    qs = _query_string(query, text)
+    return f"?{qs}" if qs else "?"
+
+
+def _price_text(query: ListingQuery, currency: str) -> str:
+    if query.price_min is not None and query.price_max is not None:
+        return f"{money(query.price_min, currency)} to {money(query.price_max, currency)}"
+    if query.price_min is not None:
+        return f"from {money(query.price_min, currency)}"
+    return f"up to {money(query.price_max, currency)}"
+
+
+def filter_chips(query: ListingQuery, facets: tuple[Facet, ...], text: str = "") -> list[FilterChip]:
+    """A chip per chosen filter value, in the order of the filter panel: brands, options, price, availability.
+
+    Each chip links to the listing without that one value (the price range is one chip: both bounds go). A brand
+    or option value the facets do not know (nothing here carries it any more) keeps its raw value as its label.
+    """
+    labels = {(facet.key, v.value): v.label for facet in facets for v in facet.values}
+    names = {facet.key: facet.label for facet in facets}
+    currency = settings.SHOP_CURRENCY
+    chips = [
+        FilterChip(
+            "Brand",
+            labels.get(("brand", slug), slug),
+            _href(replace(query, brands=tuple(b for b in query.brands if b != slug)), text),
+        )
+        for slug in query.brands
+    ]
+    for key, values in query.options:
+        for value in values:
+            rest = tuple(v for v in values if v != value)
+            options = tuple((k, rest if k == key else vs) for k, vs in query.options if k != key or rest)
+            chips.append(
+                FilterChip(
+                    names.get(f"o_{key}", key.replace("-", " ").capitalize()),
+                    labels.get((f"o_{key}", value), value),
+                    _href(replace(query, options=options), text),
+                )
+            )
+    if query.price_min is not None or query.price_max is not None:
+        chips.append(
+            FilterChip(
+                "Price", _price_text(query, currency), _href(replace(query, price_min=None, price_max=None), text)
+            )
+        )
+    if query.in_stock:
+        chips.append(FilterChip("Availability", "In stock only", _href(replace(query, in_stock=False), text)))
+    return chips
+
+
+# A facet shows this many values; the rest (but the chosen ones, always shown) wait behind "Show N more".
+FACET_VALUES_SHOWN = 8
+
+
+@dataclass(frozen=True)
+class FacetGroup:
+    facet: Facet
+    shown: tuple[FacetValue, ...]
+    more: tuple[FacetValue, ...]
+
+
+def facet_groups(facets: tuple[Facet, ...]) -> list[FacetGroup]:
+    """Each facet's values split into those shown at once (the first few and every chosen one) and the others."""
+    groups = []
+    for facet in facets:
+        shown = [v for i, v in enumerate(facet.values) if i < FACET_VALUES_SHOWN or v.selected]
+        if len(facet.values) - len(shown) < 2:  # "Show 1 more" would take the room of the value itself
+            shown = list(facet.values)
+        more = tuple(v for v in facet.values if v not in shown)
+        groups.append(FacetGroup(facet, tuple(shown), more))
+    return groups
+
+
 def _listing_context(query: ListingQuery, listing, text: str = "") -> dict:
     qs = _query_string(query, text)
+    facets = listing.facets if listing is not None else ()
+    chips = filter_chips(query, facets, text)
     return {
         "listing": listing,
         "query": query,
@@ -128,7 +218,11 @@ def _listing_context(query: ListingQuery, listing, text: str = "") -> dict:
         "page_prefix": f"?{qs}&page=" if qs else "?page=",
         "sorts": SORTS,
         "per_page_choices": PER_PAGE_CHOICES,
-        "filtered": bool(query.brands or query.options or query.in_stock or query.price_min or query.price_max),
+        "filtered": bool(chips),
+        "chips": chips,
+        "facet_groups": facet_groups(facets),
+        # every filter off; the search text, the sort and the page size stay
+        "clear_url": _href(ListingQuery(sort=query.sort, per_page=query.per_page), text),
     }
 
 
@@ -364,3 +458,22 @@ def robots_txt(request: HttpRequest) -> HttpResponse:
         "",
     ]
     return HttpResponse("\n".join(lines), content_type="text/plain")
+
+
+@require_safe
+def info_page(request: HttpRequest, slug: str) -> HttpResponse:
+    """A page staff write in the admin (delivery, returns, terms, ...), its placeholders filled from the settings."""
+    page = InfoPage.objects.filter(slug=slug, is_published=True).first()
+    if page is None:
+        raise Http404("No such page")
+    response = render(
+        request,
+        "shop/info_page.html",
+        {"page": page, "content": render_content(page.content), "search_value": ""},
+    )
+    if settings.SESSION_COOKIE_NAME in request.COOKIES or request.user.is_authenticated:
+        patch_cache_control(response, private=True, no_cache=True)
+    else:
+        patch_cache_control(response, public=True, max_age=settings.SHOP_PUBLIC_MAX_AGE)
+    patch_vary_headers(response, ["Cookie"])
+    return response

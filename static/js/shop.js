@@ -249,3 +249,55 @@
     if (best) show(best);
   });
 })();
+
+/* Category page and category bar (issue 15): every page works without this. */
+(function () {
+  "use strict";
+
+  // Filter panel: always open as a sidebar on wide screens, a closed "Filters (N)" disclosure on phones.
+  var panel = document.querySelector("[data-filters-panel]");
+  if (panel) {
+    var wide = window.matchMedia("(min-width: 861px)");
+    var sync = function () { panel.open = wide.matches; };
+    sync();
+    wide.addEventListener("change", sync);
+  }
+
+  // Category bar: the categories that do not fit on the line move under "More"; Escape closes the menu.
+  var bar = document.querySelector(".category-bar");
+  if (!bar) return;
+  var menu = bar.querySelector("[data-category-menu]");
+  var summary = menu.querySelector("summary");
+  var inline = Array.prototype.slice.call(bar.querySelectorAll("[data-category-list] > li"));
+  var listed = Array.prototype.slice.call(menu.querySelectorAll(".category-menu-list > li"));
+  var phone = window.matchMedia("(max-width: 700px)");
+
+  function fit() {
+    bar.classList.add("is-measured");
+    inline.forEach(function (li) { li.hidden = false; });
+    listed.forEach(function (li) { li.hidden = false; });
+    if (phone.matches) { bar.classList.remove("has-overflow"); return; }
+    bar.classList.add("has-overflow"); // room for "More" while measuring
+    var right = bar.querySelector("[data-category-list]").getBoundingClientRect().right;
+    var overflow = false;
+    inline.forEach(function (li, i) { // from the first that does not fit, all go under More, in their order
+      overflow = overflow || li.getBoundingClientRect().right > right + 1;
+      li.hidden = overflow;
+      listed[i].hidden = !overflow;
+    });
+    bar.classList.toggle("has-overflow", overflow);
+    if (!overflow) listed.forEach(function (li) { li.hidden = false; });
+  }
+  function expanded() { summary.setAttribute("aria-expanded", String(menu.open)); }
+
+  fit();
+  expanded();
+  window.addEventListener("resize", fit);
+  menu.addEventListener("toggle", expanded);
+  menu.addEventListener("keydown", function (event) {
+    if (event.key === "Escape" && menu.open) { menu.open = false; summary.focus(); }
+  });
+  document.addEventListener("click", function (event) {
+    if (menu.open && !phone.matches && !menu.contains(event.target)) menu.open = false;
+  });
+})();
