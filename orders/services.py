@@ -85,15 +85,61 @@ class ShippingMethod:
     name: str
     price: Decimal
     days: str
+    free_above: Decimal | None = None  # the subtotal from which this method is free (None: never free)
+    subtotal: Decimal = Decimal(0)  # the subtotal it was priced for
+
+    @property
+    def missing_for_free(self) -> Decimal | None:
+        """How much more the subtotal needs for this method to be free; None when it never is, 0 when it is."""
+        if self.free_above is None:
+            return None
+        return max(self.free_above - self.subtotal, Decimal(0))
 
 
 def shipping_methods(*, subtotal: Decimal) -> tuple[ShippingMethod, ...]:
-    """Standard and express; standard is free above SHOP_FREE_SHIPPING_ABOVE."""
-    free = subtotal >= Decimal(settings.SHOP_FREE_SHIPPING_ABOVE)
+    """Standard and express, cheapest first; standard is free from SHOP_FREE_SHIPPING_ABOVE."""
+    free_above = Decimal(settings.SHOP_FREE_SHIPPING_ABOVE)
+    free = subtotal >= free_above
     return (
-        ShippingMethod("standard", "Standard delivery", Decimal(0) if free else Decimal("4.90"), "3-5 working days"),
-        ShippingMethod("express", "Express delivery", Decimal("9.90"), "next working day"),
-    )
+        ShippingMethod("standard", "Standard delivery", Decimal(0) if free else Decimal("4.90"), "3-5 working days",
+                       free_above, subtotal),
+        ShippingMethod("express", "Express delivery", Decimal("9.90"), "next working day", None, subtotal),
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Totals:
+    """A subtotal with a delivery method, taxed: what the cart shows before the checkout prices its lines."""
+
+    currency: str
+    subtotal: Decimal
+    shipping: ShippingMethod
+    tax: Decimal
+    total: Decimal
+    prices_include_tax: bool
+    tax_rate: Decimal
+
+
+def order_totals(*, subtotal: Decimal, shipping_method: str = "standard") -> Totals:
+    """Delivery, tax and total for a subtotal, by the same rules as order_quote. Raises ValueError for an unknown
+    shipping method."""
+    method = next((m for m in shipping_methods(subtotal=subtotal) if m.code == shipping_method), None)
+    if method is None:
+        raise ValueError(f"unknown shipping method {shipping_method!r}")
+    tax, total = _tax_and_total(subtotal + method.price)
+    return Totals(settings.SHOP_CURRENCY, subtotal, method, tax, total, settings.SHOP_PRICES_INCLUDE_TAX,
+                  Decimal(settings.SHOP_TAX_RATE))  # fmt: skip
+
+
+def _tax_and_total(amount: Decimal) -> tuple[Decimal, Decimal]:
+    """The tax in (or on) an amount of goods and delivery, and the total the customer pays."""
+    currency = settings.SHOP_CURRENCY
+    rate = Decimal(settings.SHOP_TAX_RATE)
+    gross = round_money(amount, currency)
+    if settings.SHOP_PRICES_INCLUDE_TAX:
+        return round_money(gross - gross / (1 + rate), currency), gross
+    tax = round_money(gross * rate, currency)
+    return tax, gross + tax
 
 
 @dataclass(frozen=True)
@@ -141,15 +187,8 @@ def order_quote(*, lines: list[tuple[int, int]], shipping_method: str = "standar
     method = next((m for m in shipping_methods(subtotal=subtotal) if m.code == shipping_method), None)
     if method is None:
         raise ValueError(f"unknown shipping method {shipping_method!r}")
-    currency = settings.SHOP_CURRENCY
     rate = Decimal(settings.SHOP_TAX_RATE)
-    gross = round_money(subtotal + method.price, currency)
-    if settings.SHOP_PRICES_INCLUDE_TAX:
-        tax = round_money(gross - gross / (1 + rate), currency)
-        total = gross
-    else:
-        tax = round_money(gross * rate, currency)
-        total = gross + tax
+    tax, total = _tax_and_total(subtotal + method.price)
     return Quote(tuple(quoted), settings.SHOP_CURRENCY, subtotal, method, tax, total,
                  settings.SHOP_PRICES_INCLUDE_TAX, rate)  # fmt: skip
 
@@ -211,6 +250,7 @@ class OrderInfo:
     amount_refunded: Decimal = Decimal(0)
     payment_attempt: int = 1  # 1 at checkout, one more per "Pay again"
     payment_failure: str = ""  # why the current attempt failed, in the customer's words; empty otherwise
+    billing_address: dict = dataclasses.field(default_factory=dict)  # the shipping address unless another was given
 
     @property
     def can_cancel(self) -> bool:
@@ -249,6 +289,7 @@ def _info(order: Order, lines: Iterable[OrderLine] | None = None, history: Itera
         order.subtotal, order.shipping, order.tax, order.total, order.prices_include_tax, order.shipping_method,
         order.shipping_address, order.payment_id, order.access_token, order.created_at, lines, history, shipments,
         rets, order.amount_refunded, order.payment_attempt, order.payment_failure,
+        order.billing_address or order.shipping_address,
     )  # fmt: skip
 
 
@@ -316,8 +357,10 @@ def order_place(
     email: str,
     user_id: int | None = None,
     reservation_ttl_seconds: int | None = None,
+    billing_address: dict | None = None,
 ) -> OrderInfo:
     """Reserve the stock and create the order in pending_payment, with line snapshots. Idempotent by key.
+    billing_address: where the invoice goes; the shipping address when None or empty.
 
     Raises catalog's OutOfStock (nothing is held then), EmptyBasket or UnavailableItem.
     """
@@ -332,7 +375,8 @@ def order_place(
     for _ in range(5):
         number = _new_number()  # 32^8 numbers: taken ones are rare, and the unique index tells
         try:
-            return _create(number, idempotency_key, quote, shipping_address, email, user_id, key, actor)
+            return _create(number, idempotency_key, quote, shipping_address, email, user_id, key, actor,
+                           billing_address or shipping_address)  # fmt: skip
         except IntegrityError:
             existing = order_by_key(idempotency_key=idempotency_key)
             if existing is not None:  # the same key at the same moment: the first order stands
@@ -343,7 +387,7 @@ def order_place(
 
 
 def _create(number: str, idempotency_key: str, quote: Quote, shipping_address: dict, email: str,
-            user_id: int | None, reservation_key: str, actor: str) -> OrderInfo:  # fmt: skip
+            user_id: int | None, reservation_key: str, actor: str, billing_address: dict) -> OrderInfo:  # fmt: skip
     """One transaction: the order, its line snapshots, its first history entry and OrderPlaced. The answer is
     built from what was written, not read back."""
     with atomic(module="orders"):
@@ -351,7 +395,8 @@ def _create(number: str, idempotency_key: str, quote: Quote, shipping_address: d
             number=number, user_id=user_id, email=email, currency=quote.currency, subtotal=quote.subtotal,
             shipping=quote.shipping.price, tax=quote.tax, total=quote.total,
             prices_include_tax=quote.prices_include_tax, shipping_method=quote.shipping.code,
-            shipping_address=shipping_address, reservation_key=reservation_key, idempotency_key=idempotency_key,
+            shipping_address=shipping_address, billing_address=billing_address, reservation_key=reservation_key,
+            idempotency_key=idempotency_key,
             access_token=secrets.token_urlsafe(24),
         )  # fmt: skip
         lines = OrderLine.objects.bulk_create(
@@ -546,10 +591,12 @@ def orders_anonymise_customer(*, user_id: int) -> int:
         changed = 0
         for order in Order.objects.select_for_update().filter(user_id=user_id):
             address = order.shipping_address or {}
+            billing = order.billing_address or {}
             order.user_id = None
             order.email = f"deleted-customer-{order.pk}@invalid.example"
             order.shipping_address = {k: address[k] for k in ("country", "city", "postcode") if k in address}
-            order.save(update_fields=["user_id", "email", "shipping_address", "updated_at"])
+            order.billing_address = {k: billing[k] for k in ("country", "city", "postcode") if k in billing}
+            order.save(update_fields=["user_id", "email", "shipping_address", "billing_address", "updated_at"])
             StatusChange.objects.filter(order=order, actor=f"customer:{user_id}").update(actor="customer:deleted")
             changed += 1
     return changed
@@ -602,6 +649,7 @@ __all__ = [
     "ShipmentInfo",
     "ShipmentLineInfo",
     "ShipmentNotFound",
+    "Totals",
     "UnavailableItem",
     "carrier_name",
     "carrier_update",
@@ -625,6 +673,7 @@ __all__ = [
     "order_ship",
     "order_start_fulfilment",
     "order_stock_lost",
+    "order_totals",
     "orders_anonymise_customer",
     "orders_auto_fulfil",
     "orders_expire_unpaid",
