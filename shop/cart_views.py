@@ -10,7 +10,7 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST, require_safe
 
-from shop import cart
+from shop import cart, services
 
 
 def cart_storage(request: HttpRequest) -> cart.CartStorage:
@@ -85,6 +85,9 @@ def cart_remove(request: HttpRequest) -> HttpResponse:
 
 @require_safe
 def cart_page(request: HttpRequest) -> HttpResponse:
-    response = render(request, "shop/cart.html", {"cart": cart.view(cart_storage(request)), "max_quantity": 99})
+    view = cart.view(cart_storage(request))
+    context = {"cart": view, "totals": services.cart_totals(subtotal=view.subtotal) if view.lines else None,
+               "max_quantity": 99}  # fmt: skip
+    response = render(request, "shop/cart.html", context)
     add_never_cache_headers(response)
     return response

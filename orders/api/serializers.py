@@ -196,7 +196,8 @@ class OrderSerializer(serializers.ModelSerializer):
         model = Order
         fields = ("number", "status", "customer_id", "email", "currency", "subtotal", "shipping_price", "tax",
                   "total", "prices_include_tax", "amount_refunded", "shipping_method", "shipping_address",
-                  "billing_address", "payment", "lines", "shipments", "returns", "history", "created_at", "updated_at")  # fmt: skip
+                  "billing_address", "payment", "lines", "shipments", "returns", "history", "created_at",
+                  "updated_at")  # fmt: skip
         read_only_fields = fields
 
     @extend_schema_field(PaymentSummarySerializer(allow_null=True))
