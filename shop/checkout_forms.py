@@ -62,7 +62,10 @@ class CheckoutForm(forms.Form):
         error_messages={"required": "Enter your email address: the confirmation goes there.",
                         "invalid": "Enter a valid email address, like name@example.com."},
     )  # fmt: skip
-    saved_address = forms.ChoiceField(label="Deliver to", required=False, widget=forms.RadioSelect)
+    saved_address = forms.ChoiceField(
+        label="Deliver to", required=False, widget=forms.RadioSelect,
+        error_messages={"invalid_choice": "Choose one of your addresses, or a new address."},
+    )  # fmt: skip
     full_name = _text("Full name", 150, "shipping name")
     line1 = _text("Address", 200, "shipping address-line1")
     line2 = _text("Address line 2", 200, "shipping address-line2")
@@ -92,8 +95,8 @@ class CheckoutForm(forms.Form):
         self.addresses = {str(a.id): a for a in addresses}
         choices = [(key, ", ".join(a.lines)) for key, a in self.addresses.items()]
         self.fields["saved_address"].choices = [*choices, ("new", "A new address")]
-        if not addresses:
-            self.fields["saved_address"].widget = forms.HiddenInput()
+        if not addresses:  # nothing to choose from: always a new address, whatever a tampered form says
+            self.fields["saved_address"] = forms.CharField(required=False, widget=forms.HiddenInput())
         if not signed_in:
             del self.fields["save_address"]  # a guest has no address book
         for name in ("country", "billing_country"):
@@ -121,10 +124,8 @@ class CheckoutForm(forms.Form):
 
     def clean(self) -> dict:
         cleaned = super().clean()
-        choice = cleaned.get("saved_address") or "new"
-        if choice != "new" and choice not in self.addresses:
-            self.add_error("saved_address", "Choose one of your addresses, or a new address.")
-        elif choice == "new":
+        choice = self._choice()
+        if choice == "new" and "saved_address" not in self.errors:
             for name, message in REQUIRED.items():
                 if not (cleaned.get(name) or "").strip():
                     self.add_error(name, message)
@@ -134,11 +135,16 @@ class CheckoutForm(forms.Form):
                     self.add_error(f"billing_{name}", message)
         return cleaned
 
+    def _choice(self) -> str:
+        """The saved address's id, or "new"."""
+        choice = self.cleaned_data.get("saved_address") or "new"
+        return choice if choice in self.addresses else "new"
+
     def uses_new_address(self) -> bool:
-        return (self.cleaned_data.get("saved_address") or "new") == "new"
+        return self._choice() == "new"
 
     def address(self) -> dict:
-        choice = self.cleaned_data.get("saved_address") or "new"
+        choice = self._choice()
         if choice != "new":
             saved = self.addresses[choice]
             return {name: getattr(saved, name) for name in ADDRESS_FIELDS}

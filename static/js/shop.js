@@ -135,7 +135,7 @@
   function showMethod(radio) {
     if (!radio || !radio.dataset.total) return;
     setAll("[data-summary-shipping]", radio.dataset.shipping);
-    setAll("[data-summary-method]", radio.dataset.method);
+    setAll("[data-summary-method]", "(" + radio.dataset.method + ")");
     setAll("[data-summary-tax]", radio.dataset.tax);
     setAll("[data-summary-total]", radio.dataset.total);
   }
