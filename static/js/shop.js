@@ -156,6 +156,14 @@
     sync();
   }
 
+  // A field put right no longer shows its error; the server checks it again on submit.
+  form.addEventListener("input", function (event) {
+    var field = event.target.closest(".field.has-error");
+    if (!field || !event.target.value.trim()) return;
+    field.classList.remove("has-error");
+    field.querySelectorAll(".field-errors").forEach(function (list) { list.hidden = true; });
+  });
+
   var fresh = form.querySelector("input[name=saved_address][value=new]");
   var address = form.querySelector("[data-new-address]");
   if (fresh && address) {
