@@ -108,3 +108,47 @@ def test_signed_in_customer_checks_out_with_express_delivery_and_a_billing_addre
     expect(page.locator(".address-card")).to_contain_text("Germany")
     (saved,) = address_list(user_id=user.pk)
     assert (saved.city, saved.country) == ("Berlin", "DE")
+
+
+def test_a_customer_with_saved_addresses_sees_the_new_address_fields_only_when_asking_for_them(
+    live_server, page, artifacts
+):
+    from playwright.sync_api import expect
+
+    from accounts.services import address_save, address_set_default
+
+    lamp = make_product("Brass Lamp", make_category("Lighting"), variants=[{"price": "60.00", "stock": 5}])
+    user = UserFactory(email="ada@example.com", full_name="Ada Lovelace")
+    home = address_save(user_id=user.pk, full_name="Ada Lovelace", line1="1 Market Street", postal_code="10115",
+                        city="Berlin", country="DE")  # fmt: skip
+    office = address_save(user_id=user.pk, full_name="Ada Lovelace", line1="9 Ring", postal_code="1010",
+                          city="Vienna", country="AT")  # fmt: skip
+    address_set_default(user_id=user.pk, address_id=office.id, shipping=True)
+    page.set_viewport_size(PHONE)
+    page.goto(live_server.url + "/account/login/")
+    page.get_by_label("Email address").fill("ada@example.com")
+    page.get_by_label("Password").fill(DEFAULT_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.goto(f"{live_server.url}/p/{lamp.slug}/")
+    page.get_by_role("button", name="Add to cart").click()
+    expect(page.locator(".add-status")).to_contain_text("to your cart")
+
+    page.goto(live_server.url + "/cart/")
+    expect(page.locator("[data-cart-delivery]")).to_have_text("Free")
+    expect(page.locator("[data-free-delivery]")).to_contain_text("Free delivery")
+
+    page.goto(live_server.url + "/checkout/")
+    expect(page.get_by_label("Ada Lovelace, 9 Ring, 1010 Vienna, Austria")).to_be_checked()
+    expect(page.get_by_label("Ada Lovelace, 1 Market Street, 10115 Berlin, Germany")).not_to_be_checked()
+    new_fields = page.locator("#new-address")
+    expect(new_fields).to_be_hidden()
+    page.screenshot(path=artifacts / "checkout-saved-addresses-phone.png", full_page=True)
+    page.get_by_label("A new address").check()
+    expect(new_fields).to_be_visible()
+    expect(page.get_by_label("Full name", exact=True)).to_have_value("Ada Lovelace")
+    page.get_by_label("Ada Lovelace, 1 Market Street, 10115 Berlin, Germany").check()
+    expect(new_fields).to_be_hidden()
+    page.get_by_role("button", name="Review your order").click()
+    expect(page.locator(".delivery-address")).to_contain_text("1 Market Street")
+    expect(page.locator(".delivery-address")).to_contain_text("Germany")
+    assert home.id != office.id

@@ -164,11 +164,18 @@
     field.querySelectorAll(".field-errors").forEach(function (list) { list.hidden = true; });
   });
 
-  var fresh = form.querySelector("input[name=saved_address][value=new]");
+  // With saved addresses to choose from, the new address's fields show only for "A new address".
+  var choices = form.querySelectorAll("input[name=saved_address][type=radio]");
   var address = form.querySelector("[data-new-address]");
-  if (fresh && address) {
-    address.addEventListener("input", function (event) {
-      if (event.target.name !== "save_address") fresh.checked = true;
+  if (choices.length && address) {
+    var showAddress = function () {
+      var chosen = form.querySelector("input[name=saved_address]:checked");
+      address.hidden = !chosen || chosen.value !== "new";
+    };
+    choices.forEach(function (radio) {
+      radio.setAttribute("aria-controls", address.id);
+      radio.addEventListener("change", showAddress);
     });
+    showAddress();
   }
 })();
