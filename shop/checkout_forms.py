@@ -6,7 +6,7 @@ from accounts.services import ADDRESS_FIELDS, COUNTRIES, default_country
 from kernel.money import round_money
 from shop.templatetags.shop_tags import money
 
-REQUIRED_ADDRESS = ("full_name", "line1", "postal_code", "city")
+BILLING_MARKER = "billing_asked"  # a hidden field of the page: the billing box was shown, so its absence is "unticked"
 BILLING_FIELDS = ("full_name", "line1", "line2", "postal_code", "city", "region", "country")
 REQUIRED = {
     "full_name": "Enter the full name of the person the parcel is for.",
@@ -92,6 +92,11 @@ class CheckoutForm(forms.Form):
         """addresses: the customer's address book; quotes: the cart priced with each delivery method (shop's
         checkout_options), which the method choices show and carry for the summary."""
         super().__init__(*args, **kwargs)
+        if self.is_bound and BILLING_MARKER not in self.data:
+            # Not our form's post (the page always sends the marker): an unticked box cannot be told from a box
+            # that was never there, so the invoice goes to the delivery address, as the box's default says.
+            self.data = self.data.copy()
+            self.data["billing_same"] = "on"
         self.addresses = {str(a.id): a for a in addresses}
         choices = [(key, ", ".join(a.lines)) for key, a in self.addresses.items()]
         self.fields["saved_address"].choices = [*choices, ("new", "A new address")]

@@ -17,8 +17,7 @@ from tests.factories import UserFactory, make_category, make_product
 
 pytestmark = [pytest.mark.modules, pytest.mark.django_db]
 DETAILS = {"email": "guest@example.com", "saved_address": "new", "full_name": "Gus Guest", "line1": "1 Market St",
-           "postal_code": "10115", "city": "Berlin", "country": "DE", "shipping_method": "standard",
-           "billing_same": "on"}  # fmt: skip
+           "postal_code": "10115", "city": "Berlin", "country": "DE", "shipping_method": "standard"}  # fmt: skip
 
 
 @pytest.fixture

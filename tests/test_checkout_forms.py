@@ -22,8 +22,8 @@ pytestmark = [pytest.mark.modules, pytest.mark.django_db]
 
 NEW = {"saved_address": "new", "full_name": "Gus Guest", "line1": "1 Market St", "postal_code": "10115",
        "city": "Berlin", "country": "DE"}  # fmt: skip
-DETAILS = {"email": "guest@example.com", **NEW, "shipping_method": "standard", "billing_same": "on",
-           "save_address": "on"}  # fmt: skip
+DETAILS = {"email": "guest@example.com", **NEW, "shipping_method": "standard", "billing_asked": "1",
+           "billing_same": "on", "save_address": "on"}  # fmt: skip
 BILLING = {"billing_full_name": "Acme GmbH", "billing_line1": "9 Invoice Way", "billing_postal_code": "1010",
            "billing_city": "Vienna", "billing_country": "AT"}  # fmt: skip
 
@@ -229,6 +229,9 @@ def test_billing_fields_are_asked_for_only_when_the_box_is_unticked(client, lamp
                     "Enter the billing postcode.", "Enter the billing town or city."):  # fmt: skip
         assert message in page
     assert client.post("/checkout/", {**DETAILS, "billing_full_name": ""})["Location"] == "/checkout/review/"
+    older_client = {k: v for k, v in unticked.items() if k != "billing_asked"}  # a post that never showed the box
+    assert client.post("/checkout/", older_client)["Location"] == "/checkout/review/"
+    assert "Same as the delivery address" in text(client.get("/checkout/review/"))
 
 
 def test_a_different_billing_address_is_kept_on_the_order_and_shown(client, lamp):
