@@ -6,4 +6,4 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts"
 
     def ready(self) -> None:
-        from accounts import handlers  # noqa: F401  (registers event subscribers)
+        from accounts import checks, handlers  # noqa: F401  (registers the startup checks and event subscribers)

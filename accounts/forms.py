@@ -7,7 +7,7 @@ from django.contrib.auth.forms import AuthenticationForm
 
 from accounts import throttle
 from accounts.models import User
-from accounts.services import COUNTRIES
+from accounts.services import COUNTRIES, default_country
 
 
 def client_ip(request) -> str:
@@ -88,6 +88,11 @@ class AddressForm(forms.Form):
     region = forms.CharField(label="Region or state", max_length=100, required=False)
     country = forms.ChoiceField(label="Country", choices=COUNTRIES)
     phone = forms.CharField(label="Phone", max_length=30, required=False)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # Without it the list started at its first country, and a Berlin address was saved as Austria's.
+        self.fields["country"].initial = default_country()
 
 
 class DeleteAccountForm(forms.Form):

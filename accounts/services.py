@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError
@@ -141,13 +143,30 @@ def user_delete(*, user_id: int) -> None:
 # ---------------------------------------------------------------- address book
 
 ADDRESS_FIELDS = ("full_name", "line1", "line2", "postal_code", "city", "region", "country", "phone")
-# Countries the shop delivers to (ISO 3166 code, name): address book and checkout offer these.
-COUNTRIES = (
-    ("AT", "Austria"), ("BE", "Belgium"), ("CH", "Switzerland"), ("CZ", "Czechia"), ("DE", "Germany"),
-    ("DK", "Denmark"), ("ES", "Spain"), ("FI", "Finland"), ("FR", "France"), ("GB", "United Kingdom"),
-    ("IE", "Ireland"), ("IT", "Italy"), ("LU", "Luxembourg"), ("NL", "Netherlands"), ("NO", "Norway"),
-    ("PL", "Poland"), ("PT", "Portugal"), ("SE", "Sweden"), ("US", "United States"),
+# Countries the shop delivers to (ISO 3166 code, name), sorted by name: address book and checkout offer these.
+COUNTRIES = tuple(
+    sorted(
+        (
+            ("AT", "Austria"), ("BE", "Belgium"), ("CH", "Switzerland"), ("CZ", "Czechia"), ("DE", "Germany"),
+            ("DK", "Denmark"), ("ES", "Spain"), ("FI", "Finland"), ("FR", "France"), ("GB", "United Kingdom"),
+            ("IE", "Ireland"), ("IT", "Italy"), ("LU", "Luxembourg"), ("NL", "Netherlands"), ("NO", "Norway"),
+            ("PL", "Poland"), ("PT", "Portugal"), ("SE", "Sweden"), ("US", "United States"),
+        ),
+        key=lambda country: country[1],
+    )
 )  # fmt: skip
+_COUNTRY_NAMES = dict(COUNTRIES)
+
+
+def country_name(code: str | None) -> str:
+    """ "DE" -> "Germany"; a code the shop does not deliver to (an old order's) is given back as it is."""
+    code = (code or "").strip()
+    return _COUNTRY_NAMES.get(code.upper(), code)
+
+
+def default_country() -> str:
+    """The country address forms start with: SHOP_DEFAULT_COUNTRY (checked at startup, accounts.checks)."""
+    return settings.SHOP_DEFAULT_COUNTRY.upper()
 
 
 @dataclass(frozen=True)
@@ -167,8 +186,12 @@ class AddressInfo:
     @property
     def lines(self) -> tuple[str, ...]:
         city = " ".join(p for p in (self.postal_code, self.city) if p)
-        parts = (self.full_name, self.line1, self.line2, city, self.region, self.country)
+        parts = (self.full_name, self.line1, self.line2, city, self.region, country_name(self.country))
         return tuple(p for p in parts if p)
+
+    def same_place(self, fields: Mapping[str, str]) -> bool:
+        """The same address as these fields (case and spaces aside): saving them again would duplicate it."""
+        return all(_comparable(getattr(self, name)) == _comparable(fields.get(name)) for name in ADDRESS_FIELDS)
 
 
 def _address_info(a: Address) -> AddressInfo:
@@ -208,6 +231,22 @@ def address_save(*, user_id: int, address_id: int | None = None, **fields: str) 
         address.save()
         _touch(user_id)
     return _address_info(address)
+
+
+def _comparable(value: str | None) -> str:
+    return " ".join((value or "").split()).casefold()
+
+
+def address_remember(*, user_id: int, **fields: str) -> AddressInfo:
+    """Keep an address the customer used (at checkout) in their address book, once: an address already there with
+    the same fields (case and spaces aside) is given back instead of a second copy. The first address becomes the
+    default. Raises ValueError for unknown fields, ValidationError for bad values."""
+    with atomic(module="accounts"):
+        User.objects.select_for_update().filter(pk=user_id).first()  # one at a time per customer: no twin copies
+        existing = next((a for a in address_list(user_id=user_id) if a.same_place(fields)), None)
+        if existing is not None:
+            return existing
+        return address_save(user_id=user_id, **fields)
 
 
 def _touch(user_id: int) -> None:
@@ -257,6 +296,7 @@ __all__ = [
     "address_delete",
     "address_get",
     "address_list",
+    "address_remember",
     "address_save",
     "address_set_default",
     "api_key_authenticate",
@@ -264,6 +304,8 @@ __all__ = [
     "api_key_get",
     "api_key_revoke",
     "api_key_update",
+    "country_name",
+    "default_country",
     "demo_superuser_ensure",
     "scope_granted",
     "staff_emails",

@@ -345,6 +345,7 @@ SHOP_CURRENCY = env_str("SHOP_CURRENCY", "EUR")
 SHOP_TAX_RATE = env_str("SHOP_TAX_RATE", "0.20")  # VAT as a fraction
 SHOP_PRICES_INCLUDE_TAX = env_bool("SHOP_PRICES_INCLUDE_TAX", True)
 SHOP_FREE_SHIPPING_ABOVE = env_str("SHOP_FREE_SHIPPING_ABOVE", "50.00")
+SHOP_DEFAULT_COUNTRY = env_str("SHOP_DEFAULT_COUNTRY", "DE")  # the country address forms start with (ISO code)
 SHOP_RESERVATION_MINUTES = env_int("SHOP_RESERVATION_MINUTES", 15)  # stock held while the customer pays
 # The shop's address as customers reach it, for links in emails (sent by workers, with no request to read it from).
 SHOP_SITE_URL = (

@@ -35,6 +35,11 @@ class Order(models.Model):
     prices_include_tax = models.BooleanField()
     shipping_method = models.CharField(max_length=20)
     shipping_address = models.JSONField()
+    billing_address = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Where the invoice goes: the shipping address unless the customer gave one.",
+    )
     reservation_key = models.CharField(max_length=255)
     payment_id = models.BigIntegerField(null=True, blank=True, help_text="The payment's id in payments.")
     payment_attempt = models.PositiveSmallIntegerField(

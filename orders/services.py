@@ -93,15 +93,68 @@ class ShippingMethod:
     name: str
     price: Decimal
     days: str
+    free_above: Decimal | None = None  # the subtotal from which this method is free (None: never free)
+    subtotal: Decimal = Decimal(0)  # the subtotal it was priced for
+
+    @property
+    def missing_for_free(self) -> Decimal | None:
+        """How much more the subtotal needs for this method to be free; None when it never is, 0 when it is."""
+        if self.free_above is None:
+            return None
+        return max(self.free_above - self.subtotal, Decimal(0))
 
 
 def shipping_methods(*, subtotal: Decimal) -> tuple[ShippingMethod, ...]:
-    """Standard and express; standard is free above SHOP_FREE_SHIPPING_ABOVE."""
-    free = subtotal >= Decimal(settings.SHOP_FREE_SHIPPING_ABOVE)
+    """Standard and express, cheapest first; standard is free from SHOP_FREE_SHIPPING_ABOVE."""
+    free_above = Decimal(settings.SHOP_FREE_SHIPPING_ABOVE)
+    free = subtotal >= free_above
     return (
-        ShippingMethod("standard", "Standard delivery", Decimal(0) if free else Decimal("4.90"), "3-5 working days"),
-        ShippingMethod("express", "Express delivery", Decimal("9.90"), "next working day"),
-    )
+        ShippingMethod("standard", "Standard delivery", Decimal(0) if free else Decimal("4.90"), "3-5 working days",
+                       free_above, subtotal),
+        ShippingMethod("express", "Express delivery", Decimal("9.90"), "next working day", None, subtotal),
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Totals:
+    """A subtotal with a delivery method, taxed: what the cart shows before the checkout prices its lines."""
+
+    currency: str
+    subtotal: Decimal
+    shipping: ShippingMethod
+    tax: Decimal
+    total: Decimal
+    prices_include_tax: bool
+    tax_rate: Decimal
+
+
+def order_totals(
+    *,
+    subtotal: Decimal,
+    shipping_method: str = "standard",
+    discount: Decimal = Decimal(0),
+    shipping_discount: Decimal = Decimal(0),
+) -> Totals:
+    """Delivery, tax and total for a subtotal, by the same rules as order_quote: the delivery method is priced on the
+    subtotal before discounts, then discount (off the goods) and shipping_discount (off the delivery, at most its
+    price) are taken off (order_discounts gives both). Raises ValueError for an unknown shipping method."""
+    method = next((m for m in shipping_methods(subtotal=subtotal) if m.code == shipping_method), None)
+    if method is None:
+        raise ValueError(f"unknown shipping method {shipping_method!r}")
+    tax, total = _tax_and_total(subtotal - discount + method.price - min(shipping_discount, method.price))
+    return Totals(settings.SHOP_CURRENCY, subtotal, method, tax, total, settings.SHOP_PRICES_INCLUDE_TAX,
+                  Decimal(settings.SHOP_TAX_RATE))  # fmt: skip
+
+
+def _tax_and_total(amount: Decimal) -> tuple[Decimal, Decimal]:
+    """The tax in (or on) an amount of goods and delivery, and the total the customer pays."""
+    currency = settings.SHOP_CURRENCY
+    rate = Decimal(settings.SHOP_TAX_RATE)
+    gross = round_money(amount, currency)
+    if settings.SHOP_PRICES_INCLUDE_TAX:
+        return round_money(gross - gross / (1 + rate), currency), gross
+    tax = round_money(gross * rate, currency)
+    return tax, gross + tax
 
 
 @dataclass(frozen=True)
@@ -199,13 +252,7 @@ def order_quote(
         currency=currency, shipping_price=method.price, voucher_code=voucher_code, user_id=user_id, email=email,
     )  # fmt: skip
     quoted = [dataclasses.replace(line, discount=d) for line, d in zip(quoted, pricing.line_discounts, strict=True)]
-    gross = round_money(subtotal - pricing.discount + method.price - pricing.shipping_discount, currency)
-    if settings.SHOP_PRICES_INCLUDE_TAX:
-        tax = round_money(gross - gross / (1 + rate), currency)
-        total = gross
-    else:
-        tax = round_money(gross * rate, currency)
-        total = gross + tax
+    tax, total = _tax_and_total(subtotal - pricing.discount + method.price - pricing.shipping_discount)
     return Quote(tuple(quoted), settings.SHOP_CURRENCY, subtotal, method, tax, total,
                  settings.SHOP_PRICES_INCLUDE_TAX, rate, pricing.discount, pricing.promotion, pricing.voucher,
                  normalise_code(voucher_code), str(pricing.voucher_error or ""), pricing.shipping_discount,
@@ -332,6 +379,8 @@ class OrderInfo:
     def shipping_price(self) -> Decimal:
         return self.shipping
 
+    billing_address: dict = dataclasses.field(default_factory=dict)  # the shipping address unless another was given
+
     @property
     def can_cancel(self) -> bool:
         return self.status in CANCELLABLE
@@ -398,6 +447,7 @@ def _info(order: Order, lines: Iterable[OrderLine] | None = None, history: Itera
         rets, order.amount_refunded, order.payment_attempt, order.payment_failure, order.discount,
         order.promotion_name, order.promotion_discount, order.voucher_code, order.voucher_discount,
         order.shipping_discount,
+        order.billing_address or order.shipping_address,
     )  # fmt: skip
 
 
@@ -468,10 +518,12 @@ def order_place(
     user_id: int | None = None,
     reservation_ttl_seconds: int | None = None,
     voucher_code: str = "",
+    billing_address: dict | None = None,
 ) -> OrderInfo:
     """Reserve the stock and create the order in pending_payment, with line snapshots, the automatic promotion and
     the voucher (its use recorded with the order, under the voucher's lock). Idempotent by key: the same key again
-    gives the same order, and the voucher is used once.
+    gives the same order, and the voucher is used once. billing_address: where the invoice goes; the shipping
+    address when None or empty.
 
     Raises catalog's OutOfStock (nothing is held then), EmptyBasket, UnavailableItem or VoucherRefused (the code
     does not apply, or no longer: used up meanwhile, say; nothing is held then either).
@@ -490,7 +542,8 @@ def order_place(
     for _ in range(5):
         number = _new_number()  # 32^8 numbers: taken ones are rare, and the unique index tells
         try:
-            return _create(number, idempotency_key, quote, shipping_address, email, user_id, key, actor)
+            return _create(number, idempotency_key, quote, shipping_address, email, user_id, key, actor,
+                           billing_address or shipping_address)  # fmt: skip
         except VoucherRefused:
             existing = order_by_key(idempotency_key=idempotency_key)
             if existing is not None:  # the same key at the same moment took the use: the first order stands
@@ -507,7 +560,7 @@ def order_place(
 
 
 def _create(number: str, idempotency_key: str, quote: Quote, shipping_address: dict, email: str,
-            user_id: int | None, reservation_key: str, actor: str) -> OrderInfo:  # fmt: skip
+            user_id: int | None, reservation_key: str, actor: str, billing_address: dict) -> OrderInfo:  # fmt: skip
     """One transaction: the order, its line snapshots, its first history entry and OrderPlaced. The answer is
     built from what was written, not read back."""
     used = quote.voucher is not None and quote.voucher.amount > 0  # a free delivery code on free delivery: unused
@@ -519,7 +572,8 @@ def _create(number: str, idempotency_key: str, quote: Quote, shipping_address: d
             voucher_code=quote.voucher.code if used else "", voucher_discount=quote.voucher_discount,
             shipping_discount=quote.shipping_discount,
             prices_include_tax=quote.prices_include_tax, shipping_method=quote.shipping.code,
-            shipping_address=shipping_address, reservation_key=reservation_key, idempotency_key=idempotency_key,
+            shipping_address=shipping_address, billing_address=billing_address, reservation_key=reservation_key,
+            idempotency_key=idempotency_key,
             access_token=secrets.token_urlsafe(24),
         )  # fmt: skip
         lines = OrderLine.objects.bulk_create(
@@ -725,10 +779,12 @@ def orders_anonymise_customer(*, user_id: int) -> int:
         changed = 0
         for order in Order.objects.select_for_update().filter(user_id=user_id):
             address = order.shipping_address or {}
+            billing = order.billing_address or {}
             order.user_id = None
             order.email = f"deleted-customer-{order.pk}{ANONYMISED_DOMAIN}"
             order.shipping_address = {k: address[k] for k in ("country", "city", "postcode") if k in address}
-            order.save(update_fields=["user_id", "email", "shipping_address", "updated_at"])
+            order.billing_address = {k: billing[k] for k in ("country", "city", "postcode") if k in billing}
+            order.save(update_fields=["user_id", "email", "shipping_address", "billing_address", "updated_at"])
             StatusChange.objects.filter(order=order, actor=f"customer:{user_id}").update(actor="customer:deleted")
             changed += 1
     return changed
@@ -785,6 +841,7 @@ __all__ = [
     "ShipmentInfo",
     "ShipmentLineInfo",
     "ShipmentNotFound",
+    "Totals",
     "UnavailableItem",
     "VoucherApplied",
     "VoucherRefused",
@@ -811,6 +868,7 @@ __all__ = [
     "order_ship",
     "order_start_fulfilment",
     "order_stock_lost",
+    "order_totals",
     "orders_anonymise_customer",
     "orders_auto_fulfil",
     "orders_expire_unpaid",

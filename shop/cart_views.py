@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -128,7 +130,14 @@ def cart_page(request: HttpRequest) -> HttpResponse:
             lines=[(line.variant.product_id, line.total) for line in view.lines], voucher_code=voucher_code(request),
             user_id=user_id,
         )  # fmt: skip
+    totals = None
+    if view.lines:
+        totals = services.cart_totals(
+            subtotal=view.subtotal, discount=discounts.discount if discounts else Decimal(0),
+            shipping_discount=discounts.shipping_discount if discounts else Decimal(0),
+        )  # fmt: skip
     context = {"cart": view, "max_quantity": 99, "discounts": discounts, "voucher_code": voucher_code(request),
+               "totals": totals,
                "voucher_flash": request.session.pop(VOUCHER_FLASH_KEY, None)}  # fmt: skip
     response = render(request, "shop/cart.html", context)
     add_never_cache_headers(response)

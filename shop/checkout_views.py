@@ -61,20 +61,26 @@ def details(request: HttpRequest) -> HttpResponse:
         )
     except services.CheckoutError as error:
         return _refused(request, error)
-    addresses = options.addresses
+    signed_in = request.user.is_authenticated
+    default = options.default_address
     stored = request.session.get(SESSION_KEY, {})
-    initial = {"email": request.user.email if request.user.is_authenticated else "", "shipping_method": "standard",
-               "saved_address": str(addresses[0].id) if addresses else "new", **stored.get("form", {})}  # fmt: skip
-    form = CheckoutForm(request.POST or None, initial=initial, addresses=addresses, methods=options.shipping_methods)
+    initial = {"email": request.user.email if signed_in else "", "full_name": options.full_name,
+               "shipping_method": "standard", "saved_address": str(default.id) if default else "new",
+               **stored.get("form", {})}  # fmt: skip
+    form = CheckoutForm(request.POST or None, initial=initial, addresses=options.addresses, quotes=options.quotes,
+                        signed_in=signed_in)  # fmt: skip
     if request.method == "POST" and form.is_valid():
         request.session[SESSION_KEY] = {
-            "form": {k: v for k, v in form.cleaned_data.items() if isinstance(v, str)},
+            "form": {k: v for k, v in form.cleaned_data.items() if isinstance(v, str | bool)},
             "email": form.cleaned_data["email"],
             "address": form.address(),
+            "billing_address": form.billing_address(),
+            "save_address": form.remember_address(),
             "shipping_method": form.cleaned_data["shipping_method"],
         }
         return redirect("shop:checkout-review")
-    return _no_store(render(request, "shop/checkout.html", {"form": form, "quote": options.quote}))
+    quote = next((q for q in options.quotes if q.shipping.code == form["shipping_method"].value()), options.quote)
+    return _no_store(render(request, "shop/checkout.html", {"form": form, "quote": quote}))
 
 
 @require_http_methods(["GET", "HEAD"])
@@ -101,8 +107,9 @@ def _details(stored: dict) -> services.CheckoutDetails | None:
     if not all(key in stored for key in ("email", "address", "shipping_method")):
         return None
     return services.CheckoutDetails(
-        email=stored["email"], address=stored["address"], shipping_method=stored["shipping_method"]
-    )
+        email=stored["email"], address=stored["address"], shipping_method=stored["shipping_method"],
+        billing_address=stored.get("billing_address"), save_address=bool(stored.get("save_address")),
+    )  # fmt: skip
 
 
 @require_POST

@@ -25,15 +25,18 @@ Refusals are CheckoutError subclasses whose message is meant for the customer.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.urls import reverse
 
-from accounts.services import AddressInfo, address_list
+from accounts.services import AccountError, AddressInfo, address_list, address_remember, user_get
 from catalog.services import OutOfStock
 from orders import services as orders
 from orders.services import OrderInfo, OrderStatus, Quote, ShippingMethod
@@ -46,12 +49,14 @@ from payments.services import (
     payment_refresh,
 )
 
+logger = logging.getLogger(__name__)
 CheckoutState = Literal["paid", "failed", "cancelled", "pending"]
 MAX_TOKEN_LENGTH = 64
 MAX_PAYMENT_ATTEMPTS = 10  # per order: each attempt opens a payment at the gateway
 
 __all__ = [
     "CartEmpty",
+    "CartTotals",
     "CartUnavailable",
     "CheckoutDetails",
     "CheckoutError",
@@ -66,6 +71,7 @@ __all__ = [
     "VoucherNoLongerApplies",
     "VoucherNotApplicable",
     "cart_discounts",
+    "cart_totals",
     "checkout_options",
     "checkout_pay_again",
     "checkout_place",
@@ -120,15 +126,25 @@ class CheckoutDetails:
     email: str
     address: Mapping[str, str]
     shipping_method: str
+    billing_address: Mapping[str, str] | None = None  # None: the invoice goes to the delivery address
+    save_address: bool = False  # keep the (new) delivery address in the customer's address book once placed
 
 
 @dataclass(frozen=True)
 class CheckoutOptions:
-    """What the details page offers: the cart priced, the delivery methods for it, the saved addresses."""
+    """What the details page offers: the cart priced (with standard delivery, and once per delivery method), the
+    delivery methods for it, the saved addresses and the customer's name."""
 
     quote: Quote
     shipping_methods: tuple[ShippingMethod, ...]
     addresses: tuple[AddressInfo, ...]
+    quotes: tuple[Quote, ...] = ()  # one per delivery method, in the order of shipping_methods
+    full_name: str = ""  # the signed-in customer's name, from their profile
+
+    @property
+    def default_address(self) -> AddressInfo | None:
+        """The customer's default delivery address, or else the newest one."""
+        return next((a for a in self.addresses if a.is_default_shipping), self.addresses[0] if self.addresses else None)
 
 
 @dataclass(frozen=True)
@@ -152,6 +168,39 @@ class CheckoutOutcome:
     @property
     def paid(self) -> bool:
         return self.state == "paid"
+
+
+@dataclass(frozen=True)
+class CartTotals:
+    """What the cart page says about delivery and tax before the checkout: the subtotal with the cheapest delivery,
+    taxed by orders' rules, and how far the subtotal is from free delivery."""
+
+    totals: orders.Totals  # with the cheapest delivery method
+    delivery_from: Decimal  # the cheapest method's price (0: free)
+    several_prices: bool  # the methods cost different amounts: the delivery is "from" delivery_from
+    missing_for_free: Decimal | None  # how much more for free delivery; 0 once it is free; None: never free
+
+    @property
+    def free_delivery(self) -> bool:
+        return self.delivery_from == 0
+
+
+def cart_totals(
+    *, subtotal: Decimal, discount: Decimal = Decimal(0), shipping_discount: Decimal = Decimal(0)
+) -> CartTotals:
+    """The cart's summary: orders' delivery methods for the subtotal, and its total and VAT with the cheapest, after
+    the discounts the cart shows (cart_discounts: the promotion and the voucher, a free delivery voucher's waiver)."""
+    methods = orders.shipping_methods(subtotal=subtotal)
+    cheapest = min(methods, key=lambda m: m.price)
+    freeable = [m.missing_for_free for m in methods if m.missing_for_free is not None]
+    return CartTotals(
+        totals=orders.order_totals(
+            subtotal=subtotal, shipping_method=cheapest.code, discount=discount, shipping_discount=shipping_discount
+        ),
+        delivery_from=max(cheapest.price - shipping_discount, Decimal(0)),
+        several_prices=len({m.price for m in methods}) > 1,
+        missing_for_free=Decimal(0) if shipping_discount >= cheapest.price else min(freeable) if freeable else None,
+    )
 
 
 def checkout_quote(
@@ -195,12 +244,23 @@ def checkout_voucher_apply(*, lines: Sequence[tuple[int, int]], code: str, user_
 def checkout_options(
     *, lines: Sequence[tuple[int, int]], user_id: int | None, voucher_code: str = ""
 ) -> CheckoutOptions:
-    """The details page's choices: the priced cart, the delivery methods for its subtotal, the saved addresses."""
+    """The details page's choices: the priced cart, the delivery methods for its subtotal (each with the cart's
+    total with it), the saved addresses and the name of a signed-in customer."""
     quote = checkout_quote(lines=lines, voucher_code=voucher_code, user_id=user_id)
+    methods = orders.shipping_methods(subtotal=quote.subtotal)
+    quotes = tuple(quote if m.code == quote.shipping.code else
+                   checkout_quote(lines=lines, shipping_method=m.code, voucher_code=voucher_code, user_id=user_id)
+                   for m in methods)  # fmt: skip
+    full_name = ""
+    if user_id is not None:
+        with contextlib.suppress(AccountError):  # an account deleted meanwhile: no name to offer
+            full_name = user_get(user_id=user_id).full_name
     return CheckoutOptions(
         quote=quote,
-        shipping_methods=orders.shipping_methods(subtotal=quote.subtotal),
+        shipping_methods=methods,
         addresses=address_list(user_id=user_id) if user_id is not None else (),
+        quotes=quotes,
+        full_name=full_name,
     )
 
 
@@ -234,6 +294,7 @@ def checkout_place(
                 idempotency_key=key, lines=list(lines), shipping_method=details.shipping_method,
                 shipping_address=dict(details.address), email=details.email, user_id=user_id,
                 voucher_code=voucher_code,
+                billing_address=dict(details.billing_address) if details.billing_address else None,
             )  # fmt: skip
         except orders.VoucherRefused as exc:
             raise VoucherNoLongerApplies(f"{exc} Your order was not placed; please check it again.") from exc
@@ -241,6 +302,8 @@ def checkout_place(
             raise CartUnavailable(f"{exc} Your cart is unchanged; please adjust it.") from exc
         except (orders.EmptyBasket, orders.UnavailableItem) as exc:
             raise CartUnavailable(str(exc)) from exc
+        if details.save_address and user_id is not None:
+            _remember_address(user_id=user_id, address=details.address)
     return_url = _return_url(order, site_url)
     try:
         payment = payment_authorize(
@@ -254,6 +317,16 @@ def checkout_place(
         ) from exc
     orders.order_attach_payment(number=order.number, payment_id=payment.id)
     return _started(order, payment, return_url)
+
+
+def _remember_address(*, user_id: int, address: Mapping[str, str]) -> None:
+    """The order is placed; keeping its address in the address book is a favour, never a reason to fail it."""
+    try:
+        address_remember(user_id=user_id, **dict(address))
+    except (AccountError, ValidationError, ValueError):
+        logger.warning("checkout: could not save the address of customer %s", user_id, exc_info=True)
+    except Exception:
+        logger.exception("checkout: saving the address of customer %s failed", user_id)
 
 
 def _return_url(order: OrderInfo, site_url: str) -> str:

@@ -88,8 +88,8 @@ def test_declined_card_shows_why_and_keeps_the_cart(client, lamp, django_capture
 def test_details_errors_keep_what_was_typed(client, lamp):
     client.post("/cart/add", {"variant": lamp.pk, "quantity": "1"})
     page = client.post("/checkout/", {**DETAILS, "email": "not-an-email", "city": ""}).content.decode()
-    assert "Enter a valid email address." in page
-    assert "This field is required." in page
+    assert "Enter a valid email address, like name@example.com." in page
+    assert "Enter the town or city." in page
     assert 'value="Gus Guest"' in page
     assert 'value="1 Market St"' in page
 

@@ -70,6 +70,11 @@ class ShippingAddressSerializer(serializers.Serializer):
     phone = serializers.CharField(read_only=True, default="")
 
 
+class BillingAddressSerializer(ShippingAddressSerializer):
+    """Where the invoice goes: the shipping address unless the customer gave another; an anonymised order keeps only
+    its country and city."""
+
+
 class OrderLineSerializer(serializers.ModelSerializer):
     total = serializers.DecimalField(source="line_total", max_digits=12, decimal_places=2, read_only=True)
     discount = serializers.DecimalField(
@@ -180,6 +185,7 @@ class OrderSerializer(serializers.ModelSerializer):
     )
     shipping_price = serializers.DecimalField(source="shipping", max_digits=12, decimal_places=2, read_only=True)
     shipping_address = ShippingAddressSerializer(read_only=True)
+    billing_address = BillingAddressSerializer(read_only=True)
     shipping_method = serializers.CharField(read_only=True, help_text="standard or express.")
     amount_refunded = serializers.DecimalField(
         max_digits=12, decimal_places=2, read_only=True, help_text="What the shop asked payments to refund, in all."
@@ -212,7 +218,7 @@ class OrderSerializer(serializers.ModelSerializer):
         fields = ("number", "status", "customer_id", "email", "currency", "subtotal", "shipping_price", "tax",
                   "total", "discount", "promotion_name", "promotion_discount", "voucher_code", "voucher_discount",
                   "shipping_discount", "prices_include_tax", "amount_refunded", "shipping_method", "shipping_address",
-                  "payment",
+                  "billing_address", "payment",
                   "lines", "shipments", "returns", "history", "created_at", "updated_at")  # fmt: skip
         read_only_fields = fields
 

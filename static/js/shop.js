@@ -301,3 +301,62 @@
     if (menu.open && !phone.matches && !menu.contains(event.target)) menu.open = false;
   });
 })();
+
+/* Checkout details (issue 15): the summary follows the delivery method chosen (figures the server rendered on each
+   choice), the billing fields show only when the billing address is not the delivery address, and typing a new
+   address chooses "A new address". Without JS every field shows and the review page has the right figures. */
+(function () {
+  "use strict";
+  var form = document.querySelector("[data-checkout-form]");
+  if (!form) return;
+
+  function setAll(selector, text) {
+    document.querySelectorAll(selector).forEach(function (el) { el.textContent = text; });
+  }
+  function showMethod(radio) {
+    if (!radio || !radio.dataset.total) return;
+    setAll("[data-summary-shipping]", radio.dataset.shipping);
+    setAll("[data-summary-method]", "(" + radio.dataset.method + ")");
+    setAll("[data-summary-tax]", radio.dataset.tax);
+    setAll("[data-summary-total]", radio.dataset.total);
+  }
+  form.querySelectorAll("input[name=shipping_method]").forEach(function (radio) {
+    radio.addEventListener("change", function () { if (radio.checked) showMethod(radio); });
+  });
+  showMethod(form.querySelector("input[name=shipping_method]:checked"));
+
+  var same = form.querySelector("input[name=billing_same]");
+  var billing = form.querySelector("[data-billing-fields]");
+  if (same && billing) {
+    var sync = function () { billing.hidden = same.checked; };
+    same.setAttribute("aria-controls", billing.id);
+    same.addEventListener("change", function () {
+      sync();
+      if (!same.checked) { var first = billing.querySelector("input"); if (first) first.focus(); }
+    });
+    sync();
+  }
+
+  // A field put right no longer shows its error; the server checks it again on submit.
+  form.addEventListener("input", function (event) {
+    var field = event.target.closest(".field.has-error");
+    if (!field || !event.target.value.trim()) return;
+    field.classList.remove("has-error");
+    field.querySelectorAll(".field-errors").forEach(function (list) { list.hidden = true; });
+  });
+
+  // With saved addresses to choose from, the new address's fields show only for "A new address".
+  var choices = form.querySelectorAll("input[name=saved_address][type=radio]");
+  var address = form.querySelector("[data-new-address]");
+  if (choices.length && address) {
+    var showAddress = function () {
+      var chosen = form.querySelector("input[name=saved_address]:checked");
+      address.hidden = !chosen || chosen.value !== "new";
+    };
+    choices.forEach(function (radio) {
+      radio.setAttribute("aria-controls", address.id);
+      radio.addEventListener("change", showAddress);
+    });
+    showAddress();
+  }
+})();
