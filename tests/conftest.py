@@ -202,6 +202,22 @@ def demo_catalog():
 
 
 @pytest.fixture
+def info_pages():
+    """The info pages (delivery, returns, terms, privacy, contact) as migration shop.0003 makes them: a transactional
+    test's flush removes what migrations wrote, so browser tests that follow the footer put them back."""
+    import importlib
+    from types import SimpleNamespace
+
+    from django.apps import apps
+    from django.db import connections
+
+    from kernel.db import db_for_module
+
+    migration = importlib.import_module("shop.migrations.0003_info_pages")
+    migration.create_info_pages(apps, SimpleNamespace(connection=connections[db_for_module("shop")]))
+
+
+@pytest.fixture
 def artifacts() -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
