@@ -128,7 +128,7 @@ TEMPLATES = [
         "DIRS": [BASE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
-            "builtins": ["shop.templatetags.shop_tags"],
+            "builtins": ["accounts.templatetags.addresses", "shop.templatetags.shop_tags"],
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
