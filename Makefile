@@ -63,6 +63,7 @@ beat: install ## the Celery scheduler for periodic tasks (needs REDIS_URL)
 bench: install ## storefront pages with wrk (req/s, p50, p99), then checkout orders per second with an oversell check
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/checkout.py
+	$(BIN)/python bench/recs.py
 
 lock: install ## re-resolve requirements.lock and requirements-dev.lock from pyproject.toml
 	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --no-header --annotation-style line -o requirements.lock

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_int, env_list, env_str
@@ -263,7 +264,23 @@ CELERY_BEAT_SCHEDULE = {
     "catalog-reconcile-reservations": {"task": "catalog.reconcile_reservations", "schedule": 10 * 60},
     "webhooks-send-due": {"task": "webhooks.send_due", "schedule": env_int("WEBHOOKS_SWEEP_SECONDS", 10)},
     "webhooks-purge": {"task": "webhooks.purge", "schedule": 60 * 60 * 6},
+    "recommendations-nightly-build": {
+        "task": "recommendations.nightly_build",
+        "schedule": crontab(hour=env_int("RECS_BUILD_HOUR", 3), minute=0),
+    },
 }
+
+# ---------------------------------------------------------------- recommendations
+# The build (recommendations.build): "chance" (bought together more often than chance predicts, Smith and Linden
+# 2017) or "cosine" (Linden et al. 2003); K related products per product; a rebuild after this many new paid
+# orders (0: only nightly, at RECS_BUILD_HOUR, and by `manage.py recs_build`); a build's lease on its table.
+RECS_METHOD = env_str("RECS_METHOD", "chance")
+if RECS_METHOD not in ("chance", "cosine"):
+    raise ImproperlyConfigured(f"RECS_METHOD={RECS_METHOD!r}: use chance or cosine.")
+RECS_K = env_int("RECS_K", 20)
+RECS_MIN_COUNT = env_int("RECS_MIN_COUNT", 1)  # customers who bought both, at least, for a pair to be related
+RECS_REBUILD_EVERY = env_int("RECS_REBUILD_EVERY", 100)
+RECS_BUILD_LEASE_SECONDS = env_int("RECS_BUILD_LEASE_SECONDS", 60 * 60)
 
 # ---------------------------------------------------------------- events (kernel.bus)
 # An event not yet delivered this long after publication is picked up by the periodic sweep.
@@ -376,6 +393,9 @@ ORDERS_RETURN_DAYS = env_int("ORDERS_RETURN_DAYS", 30)  # how long after deliver
 SHOP_PAGE_CACHE_SECONDS = env_int("SHOP_PAGE_CACHE_SECONDS", 300 if REDIS_URL else 0)
 # Cache-Control max-age for catalog pages served to anonymous visitors (browsers and shared caches).
 SHOP_PUBLIC_MAX_AGE = env_int("SHOP_PUBLIC_MAX_AGE", 60)
+# Seconds the product ids of a recommendation slot are kept in the cache (shop/recs.py): they change only when the
+# recommendations build runs; the cards themselves are read fresh.
+SHOP_RECS_IDS_SECONDS = env_int("SHOP_RECS_IDS_SECONDS", 600)
 
 # ---------------------------------------------------------------- payments
 # "test" (the built-in test gateway, whose cards are fake) or "stripe". A production shop defaults to Stripe: the
