@@ -280,6 +280,8 @@ class ProductCard:
     in_stock: bool
     image_url: str
     image_alt: str
+    # products_cards only: the variant a one-click "Add" puts in the cart (the first active one in stock), or None
+    add_variant_id: int | None = None
 
     @property
     def on_sale(self) -> bool:

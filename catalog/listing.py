@@ -6,10 +6,11 @@ from __future__ import annotations
 import math
 import re
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, Exists, Max, Min, OuterRef, Q
+from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, Subquery
 
 from catalog import search as _search
 from catalog.categories import category_tree
@@ -27,7 +28,7 @@ from catalog.data import (
     Suggestion,
 )
 from catalog.images import media_url
-from catalog.models import Brand, Product, ProductOptionValue
+from catalog.models import Brand, Product, ProductOptionValue, Variant
 from catalog.projection import LISTING_FIELDS
 
 _CARD_FIELDS = ("id", "title", "slug", *LISTING_FIELDS)
@@ -46,6 +47,7 @@ def _card(row: dict[str, Any]) -> ProductCard:
         in_stock=row["in_stock"],
         image_url=media_url(row["listing_image"]),
         image_alt=row["listing_image_alt"] or row["title"],
+        add_variant_id=row.get("add_variant_id"),
     )
 
 
@@ -261,6 +263,28 @@ def products_newest(*, limit: int = 8) -> tuple[ProductCard, ...]:
     if len(rows) < limit:
         rows += newest.filter(in_stock=False).values(*_CARD_FIELDS)[: limit - len(rows)]
     return tuple(_card(r) for r in rows)
+
+
+def products_cards(*, product_ids: Iterable[int]) -> tuple[ProductCard, ...]:
+    """Cards of these products, in the order given, active ones only (unknown ids are left out), each with the
+    variant a one-click "Add" would put in the cart (add_variant_id: the first active variant in stock, None when
+    sold out). One query, however many products: recommendation slots and the like."""
+    wanted = list(dict.fromkeys(product_ids))
+    if not wanted:
+        return ()
+    first_in_stock = (
+        Variant.objects.filter(product=OuterRef("pk"), is_active=True, stock__on_hand__gt=F("stock__reserved"))
+        .order_by("position", "id")
+        .values("pk")[:1]
+    )
+    rows = (
+        Product.objects.filter(pk__in=wanted, is_active=True)
+        .order_by()
+        .annotate(add_variant_id=Subquery(first_in_stock))
+        .values(*_CARD_FIELDS, "add_variant_id")
+    )
+    by_id = {row["id"]: _card(row) for row in rows}
+    return tuple(by_id[pk] for pk in wanted if pk in by_id)
 
 
 def product_suggest(*, text: str, limit: int = 8) -> tuple[Suggestion, ...]:

@@ -4,7 +4,8 @@ Keyword-only arguments; plain values and frozen dataclasses in and out, never mo
 data carries slugs and ids, never a shop URL: the shop builds its own links.
 Reads: category_tree, product_categories (a product's category and those above it), product_listing (category
 pages and search, with facets), product_detail, product_suggest,
-products_featured, products_newest, variants_get, sitemap_products.
+products_featured, products_newest, products_cards (cards of many products by id, one query), variants_get,
+sitemap_products.
 Writes: refresh_products (recompute what listings show and publish catalog.product.changed.v1), stock_set,
 stock_set_many (up to STOCK_BULK_MAX levels, all or none), categories_changed, images_render, demo_catalog_seed.
 Edits (the REST API, imports; all or nothing, publishing what the admin's saves publish): category_create,
@@ -77,9 +78,16 @@ from catalog.data import (
     option_key,
     ordered_options,
 )
-from catalog.demo import demo_catalog_seed
+from catalog.demo import DemoProduct, DemoVariant, demo_catalog_products, demo_catalog_seed
 from catalog.detail import product_detail, sitemap_products, variants_get
-from catalog.listing import listing_facets, product_listing, product_suggest, products_featured, products_newest
+from catalog.listing import (
+    listing_facets,
+    product_listing,
+    product_suggest,
+    products_cards,
+    products_featured,
+    products_newest,
+)
 from catalog.products import VARIANTS_MAX, product_create, product_update, variant_create, variant_update
 from catalog.projection import images_render, refresh_products
 from catalog.stock import (
@@ -114,7 +122,9 @@ __all__ = [
     "CategoryNotFound",
     "CategoryRecord",
     "CategoryTree",
+    "DemoProduct",
     "DemoSeedResult",
+    "DemoVariant",
     "Facet",
     "FacetValue",
     "ImageInfo",
@@ -148,6 +158,7 @@ __all__ = [
     "category_create",
     "category_tree",
     "category_update",
+    "demo_catalog_products",
     "demo_catalog_seed",
     "images_render",
     "listing_facets",
@@ -159,6 +170,7 @@ __all__ = [
     "product_listing",
     "product_suggest",
     "product_update",
+    "products_cards",
     "products_featured",
     "products_newest",
     "refresh_products",

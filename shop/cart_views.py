@@ -12,7 +12,7 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST, require_safe
 
-from shop import cart, services
+from shop import cart, recs, services
 
 VOUCHER_KEY = "voucher_code"  # the code applied in the cart, in the session for visitors and customers alike
 VOUCHER_FLASH_KEY = "voucher_refused"  # the code just refused, and why, for the next cart page
@@ -138,7 +138,9 @@ def cart_page(request: HttpRequest) -> HttpResponse:
         )  # fmt: skip
     context = {"cart": view, "max_quantity": 99, "discounts": discounts, "voucher_code": voucher_code(request),
                "totals": totals,
-               "voucher_flash": request.session.pop(VOUCHER_FLASH_KEY, None)}  # fmt: skip
+               "voucher_flash": request.session.pop(VOUCHER_FLASH_KEY, None),
+               "together": recs.bought_together(cart_product_ids=tuple(dict.fromkeys(
+                   line.variant.product_id for line in view.lines if line.variant is not None)))}  # fmt: skip
     response = render(request, "shop/cart.html", context)
     add_never_cache_headers(response)
     return response

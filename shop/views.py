@@ -36,13 +36,15 @@ from catalog.services import (
     products_featured,
     products_newest,
 )
-from shop import caching
+from shop import caching, recs
+from shop.cart_views import cart_storage
 from shop.forms import ListingForm, page_number, search_text
 from shop.info_pages import render_content
 from shop.models import InfoPage
 from shop.templatetags.shop_tags import availability, money
 
 CSRF_MARKER = b"<!--csrf-->"
+RECS_MARKER = b"<!--recs-->"  # where a page's recommendation slots go (rendered outside its cacheable part)
 # catalog suggests products and categories by slug; these are the pages they link to
 SUGGESTION_ROUTES = {"product": "shop:product", "category": "shop:category"}
 
@@ -54,6 +56,14 @@ class Part:
     title: str
     head: str
     body: str
+    # the page's product and its category (product pages), for the slots rendered around the part
+    product_id: int | None = None
+    category_id: int | None = None
+
+
+# Renders a page's recommendation slots; personal=False for the shared page of a visitor with no session (no cart,
+# nothing viewed), which is cached whole with them.
+Slots = Callable[[Part, bool], str]
 
 
 def _page(
@@ -63,29 +73,43 @@ def _page(
     build: Callable[[], Part],
     notices: list[str] | None = None,
     search_value: str = "",
+    slots: Slots | None = None,
+    seen: Callable[[Part], None] | None = None,
 ) -> HttpResponse:
     """Render a storefront page around its cacheable part.
 
     A visitor with no session and no pending messages sees exactly what every such visitor sees, so the whole
     page is cached for them (a hit costs two cache reads). Everyone else gets the part from the cache and the
-    rest (header, notices) rendered for them.
+    rest (header, notices) rendered for them. The recommendation slots (`slots`) go where the part has
+    RECS_MARKER: in the whole cached page for the first kind of visitor (they have no cart and viewed nothing, so
+    theirs are everyone's), rendered for this request for everyone else (their cart, what they viewed).
+    `seen(part)` runs for every request (the product page records the view in the visitor's session).
     """
     context = {"notices": notices or [], "search_value": search_value}
     anonymous = settings.SESSION_COOKIE_NAME not in request.COOKIES and "messages" not in request.COOKIES
     if anonymous and not notices and caching.enabled():
 
-        def whole() -> str:
+        def whole() -> tuple[str, Part]:
             part = caching.cached(name, version_keys, build)
-            return render_to_string("shop/page.html", {**context, "part": part}, request)
+            html = render_to_string("shop/page.html", {**context, "part": part}, request)
+            html = html.replace(RECS_MARKER.decode(), slots(part, False)) if slots else html
+            return html, replace(part, head="", body="")  # the part's ids, for `seen`
 
-        response = HttpResponse(caching.cached(f"page:{name}", version_keys, whole))
+        html, part = caching.cached(f"whole:{name}", version_keys, whole)
+        response = HttpResponse(html)
     else:
-        response = render(request, "shop/page.html", {**context, "part": caching.cached(name, version_keys, build)})
+        part = caching.cached(name, version_keys, build)
+        response = render(request, "shop/page.html", {**context, "part": part})
+        if slots and RECS_MARKER in response.content:
+            personal = request.user.is_authenticated or settings.SESSION_COOKIE_NAME in request.COOKIES
+            response.content = response.content.replace(RECS_MARKER, slots(part, personal).encode())
+    if seen is not None:
+        seen(part)
     has_form = CSRF_MARKER in response.content
     if has_form:  # the shared HTML gets this visitor's own form token
         token = f'<input type="hidden" name="csrfmiddlewaretoken" value="{get_token(request)}">'.encode()
         response.content = response.content.replace(CSRF_MARKER, token)
-    if request.user.is_authenticated or notices or has_form:
+    if request.user.is_authenticated or notices or has_form or request.session.modified:
         patch_cache_control(response, private=True, no_cache=True)
     else:
         patch_cache_control(response, public=True, max_age=settings.SHOP_PUBLIC_MAX_AGE)
@@ -93,13 +117,18 @@ def _page(
     return response
 
 
-def _render_part(name: str, context: dict) -> Part:
+def _render_part(name: str, context: dict, **ids: int | None) -> Part:
     context = {"SHOP_NAME": settings.SHOP_NAME, **context}
     return Part(
         title=context["title"],
         head=render_to_string(f"shop/parts/{name}_head.html", context),
         body=render_to_string(f"shop/parts/{name}_body.html", context),
+        **ids,
     )
+
+
+def _render_slots(*slots: recs.Slot | None) -> str:
+    return "".join(render_to_string("shop/_recs_slot.html", {"slot": slot}) for slot in slots if slot is not None)
 
 
 def _query_string(query: ListingQuery, text: str = "") -> str:
@@ -240,7 +269,18 @@ def home(request: HttpRequest) -> HttpResponse:
             },
         )
 
-    return _page(request, "home", (caching.LISTING,), build)
+    def slots(part: Part, personal: bool) -> str:
+        if not personal:  # no session: nothing viewed, nothing bought, nothing to go on
+            return ""
+        in_cart = recs.cart_product_ids(cart_storage(request))
+        viewed = recs.viewed(request)
+        user_id = request.user.pk if request.user.is_authenticated else None
+        return _render_slots(
+            recs.recommended_for_you(user_id=user_id, viewed=viewed, cart_product_ids=in_cart),
+            recs.recently_viewed_slot(viewed=viewed, cart_product_ids=in_cart),
+        )
+
+    return _page(request, "home", (caching.LISTING,), build, slots=slots)
 
 
 @require_safe
@@ -404,10 +444,30 @@ def product(request: HttpRequest, slug: str) -> HttpResponse:
                 "product_ld": _product_ld(detail, canonical, origin),
                 "breadcrumb_ld": _breadcrumb_ld(breadcrumbs, detail.title, origin),
             },
+            product_id=detail.id,
+            category_id=detail.category_id,
         )
 
+    def slots(part: Part, personal: bool) -> str:
+        product_id = getattr(part, "product_id", None)  # (a part cached before the field existed has none)
+        if product_id is None:
+            return ""
+        if not personal:  # the same for every visitor without a session: cached with their whole page
+            return _render_slots(recs.also_bought(product_id=product_id, category_id=part.category_id))
+        in_cart = recs.cart_product_ids(cart_storage(request))
+        viewed = recs.viewed(request)
+        html = _render_slots(
+            recs.also_bought(product_id=product_id, category_id=part.category_id, cart_product_ids=in_cart),
+            recs.recently_viewed_slot(viewed=viewed, current_product_id=product_id, cart_product_ids=in_cart),
+        )
+        return html
+
+    def seen(part: Part) -> None:
+        if getattr(part, "product_id", None) is not None:
+            recs.record_view(request, part.product_id)
+
     name = f"product:{slug}:{wanted or ''}:{request.get_host()}"
-    return _page(request, name, (caching.LISTING, caching.product_key(slug)), build)
+    return _page(request, name, (caching.LISTING, caching.product_key(slug)), build, slots=slots, seen=seen)
 
 
 def _product_ld(detail: ProductDetail, canonical: str, origin: str) -> dict:

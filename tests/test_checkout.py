@@ -13,6 +13,7 @@ from catalog.models import StockItem
 from orders.models import Order
 from payments.gateways.test_gateway import TestGateway
 from payments.models import Payment, TestGatewayCharge
+from tests.conftest import statement_modules
 from tests.factories import UserFactory, make_category, make_product
 
 pytestmark = [pytest.mark.modules, pytest.mark.django_db]
@@ -183,7 +184,10 @@ def statements():
     seen: list[str] = []
 
     def record(execute, sql, params, many, context):
-        seen.append(sql[:90])
+        # The recommendations ledger's subscribers (order placed, paid) run in-process in tests and on the
+        # "recommendations" queue's worker in production: not the request's statements, and not counted.
+        if statement_modules(sql) != {"recommendations"}:
+            seen.append(sql[:90])
         return execute(sql, params, many, context)
 
     with connection.execute_wrapper(record):
@@ -218,10 +222,11 @@ def test_coming_back_before_the_gateways_callback_confirms_the_order_once_and_ch
     assert list(StatusChange.objects.values_list("to_status", flat=True)) == ["pending_payment", "paid"]
     assert len(outbox.events("payments.payment.authorized.v1")) == 1
     assert outbox.undelivered() == [], "every event delivered, the email too"
-    # Measured on PostgreSQL: 21 to place, 24 to come back (4 of them the confirmation email, and 4 and 2 webhooks'
-    # subscribers to order.created, stock.low and order.paid, which run in-process in tests and on a worker in
-    # production); SQLite needs a few more (BEGIN is a statement there). One statement of slack.
-    place_budget, return_budget = {"postgresql": (22, 25)}.get(connection.vendor, (25, 29))
+    # Measured on PostgreSQL: 26 to place, 30 to come back (4 of them the confirmation email, 4 and 2 webhooks'
+    # subscribers to order.created, stock.low and order.paid, and the savepoints and deliveries of the
+    # recommendations ledger's subscribers, whose own statements are not counted: all of these run in-process in
+    # tests and on a worker in production); SQLite needs a few more (BEGIN is a statement there). One of slack.
+    place_budget, return_budget = {"postgresql": (27, 31)}.get(connection.vendor, (32, 37))
     assert len(placing) <= place_budget, placing
     assert len(returning) <= return_budget, returning
 

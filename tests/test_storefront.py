@@ -209,9 +209,19 @@ def test_listing_and_search_run_the_same_queries_for_12_and_48_products(client, 
     assert large <= 12
 
 
-def test_product_page_runs_a_handful_of_queries(client, catalog):
+def test_product_page_runs_a_handful_of_queries(client, catalog, module_queries):
     client.get("/")
-    assert count_queries(client, f"/p/{catalog['products'][3].slug}/", {}) <= 4
+    url = f"/p/{catalog['products'][3].slug}/"
+    module_queries.statements.clear()
+    count_queries(client, url, {})
+    first = dict(module_queries.statements)
+    assert first.get("catalog", 0) <= 4  # the product, variants, pictures (and a recommendation slot's cards)
+    assert first.get("recommendations", 0) <= 3  # the slot's ids, on a cold cache: related, best sellers x 2
+    assert first.get("accounts", 0) <= 2  # the session that remembers the view (recently viewed)
+    module_queries.statements.clear()
+    count_queries(client, url, {})
+    assert module_queries.statements.get("recommendations", 0) == 0, "the slot's ids come from the cache"
+    assert module_queries.statements.get("catalog", 0) <= 4
 
 
 # ---------------------------------------------------------------- caching

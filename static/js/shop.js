@@ -360,3 +360,64 @@
     showAddress();
   }
 })();
+
+// ---- Recommendation slots: the cart's one-click "Add" (form[data-recs-add]) goes through the same JSON add-to-cart
+// as the product page; on the cart page the cart is then shown again in place (its lines, totals and the slot
+// change), and the result is announced. Without JavaScript the form posts and the page comes back with a message.
+(function () {
+  "use strict";
+  if (!document.querySelector("form[data-recs-add]")) return;
+  var live = document.createElement("p");
+  live.className = "visually-hidden";
+  live.setAttribute("role", "status");
+  document.body.appendChild(live);
+
+  function showCart(message, level) {
+    return fetch(window.location.href, { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then(function (r) { if (!r.ok) throw new Error(r.status); return r.text(); })
+      .then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("main");
+        var main = document.getElementById("main");
+        if (!fresh || !main) throw new Error("no main");
+        main.innerHTML = fresh.innerHTML;
+        var note = document.createElement("p");
+        note.className = "message message-" + (level === "warning" ? "warning" : "success");
+        note.textContent = message;
+        main.insertBefore(note, main.firstChild);
+        main.focus();
+        live.textContent = message;
+      });
+  }
+
+  document.addEventListener("submit", function (event) {
+    var form = event.target.closest("form[data-recs-add]");
+    if (!form) return;
+    event.preventDefault();
+    var status = form.querySelector(".add-status");
+    var button = form.querySelector("button");
+    var data = new FormData(form);
+    if (button) button.disabled = true;
+    fetch(form.action, {
+      method: "POST",
+      body: data,
+      headers: { Accept: "application/json", "X-CSRFToken": data.get("csrfmiddlewaretoken") || "" },
+      credentials: "same-origin"
+    })
+      .then(function (r) { return r.json(); })
+      .then(function (body) {
+        if (!body.ok) {
+          if (button) button.disabled = false;
+          status.className = "add-status out";
+          status.textContent = body.error ? body.error.message : "That did not work. Please try again.";
+          return;
+        }
+        document.querySelectorAll("[data-cart-count]").forEach(function (el) { el.textContent = body.count; });
+        if (document.querySelector(".cart, .panel.empty") && document.body.contains(form)) {
+          return showCart(body.message, body.level).catch(function () { window.location.reload(); });
+        }
+        status.className = "add-status " + (body.level === "warning" ? "warning" : "ok");
+        status.textContent = body.message;
+      })
+      .catch(function () { form.submit(); });
+  });
+})();
