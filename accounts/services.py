@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -112,6 +112,42 @@ def demo_superuser_ensure(*, email: str) -> tuple[UserInfo, str]:
             user.set_password(password)
             user.save(update_fields=["is_staff", "is_superuser", "is_active", "password"])
     return _info(user), password
+
+
+def demo_customer_ensure(*, email: str, full_name: str = "Demo Customer") -> tuple[UserInfo, str]:
+    """Create the demo shop's known customer account (not staff), or reset its password. Returns it with a fresh
+    random password. For `make run` only: a development shop with DEBUG on."""
+    password = secrets.token_urlsafe(12)
+    email = normalize_email(email)
+    with atomic(module="accounts"):
+        user = User.objects.filter(email__iexact=email).first()
+        if user is None:
+            user = User.objects.create_user(email=email, password=password, full_name=full_name)
+        else:
+            user.is_active = True
+            user.set_password(password)
+            user.save(update_fields=["is_active", "password"])
+    return _info(user), password
+
+
+def demo_customers_ensure(*, customers: Sequence[tuple[str, str]]) -> dict[str, int]:
+    """Make sure a customer account exists for each (email, full name): the demo shop's past customers. They
+    cannot sign in (no usable password; hashing hundreds of passwords would take minutes) and, being history, are
+    not announced (no accounts.user.registered.v1, so no welcome emails). Returns {normalised email: user id} for
+    all of them, existing ones included. Idempotent; two queries and one insert per 500 new accounts."""
+    wanted = {normalize_email(email): name for email, name in customers}
+    found = dict(User.objects.filter(email__in=list(wanted)).values_list("email", "pk"))
+    missing = []
+    for email, name in wanted.items():
+        if email not in found:
+            user = User(email=email, full_name=name)
+            user.set_unusable_password()
+            missing.append(user)
+    if missing:
+        with atomic(module="accounts"):
+            User.objects.bulk_create(missing, batch_size=500)
+        found.update(User.objects.filter(email__in=[u.email for u in missing]).values_list("email", "pk"))
+    return found
 
 
 def user_update_profile(*, user_id: int, full_name: str) -> UserInfo:
@@ -306,6 +342,8 @@ __all__ = [
     "api_key_update",
     "country_name",
     "default_country",
+    "demo_customer_ensure",
+    "demo_customers_ensure",
     "demo_superuser_ensure",
     "scope_granted",
     "staff_emails",

@@ -415,3 +415,73 @@ def _create_batch(
     StockItem.objects.bulk_create([StockItem(variant=v, on_hand=n) for v, n in zip(variants, stock, strict=True)])
     ProductImage.objects.bulk_create(pictures)
     refresh_products(product_ids=[p.pk for p, _, _, _ in built], publish_events=False)
+
+
+# ---------------------------------------------------------------- reading the demo catalog back
+
+
+@dataclass(frozen=True)
+class DemoVariant:
+    id: int
+    sku: str
+    label: str  # "Orange / M"
+    price: Decimal
+    currency: str
+
+
+@dataclass(frozen=True)
+class DemoProduct:
+    """A demo product as the demo order generator needs it: what kind of thing it is, by whom, at what price."""
+
+    id: int
+    title: str
+    kind: str  # the demo kind of its category: "camping", "pans", ...
+    noun: str  # what it is: "Sleeping bag", "Frying pan", ...
+    brand: str
+    category_id: int
+    variants: tuple[DemoVariant, ...]
+
+
+def _noun_of(title: str, kind_name: str) -> str:
+    for noun in sorted(KINDS[kind_name].nouns, key=len, reverse=True):
+        if title.endswith(noun):
+            return noun
+    return ""
+
+
+def demo_catalog_products(*, seed: int = 1) -> tuple[DemoProduct, ...]:
+    """The active products of the demo catalog of this seed, with their active variants, in product id order.
+    Products added by staff (not from the demo's kinds) are left out. Three queries."""
+    kind_of: dict[int, str] = {}
+
+    def walk(nodes: list[tuple[str, object]], prefix: str, top: bool) -> None:
+        for name, content in nodes:
+            slug = slugify(name) if top else slugify(f"{prefix} {name}")[:140]
+            if isinstance(content, list):
+                walk(content, slug, False)
+            else:
+                kind_of[slug] = str(content)  # type: ignore[index]
+
+    walk(TREE, "", True)
+    leaf_kind = {pk: kind_of[slug] for pk, slug in Category.objects.filter(slug__in=kind_of).values_list("pk", "slug")}
+    variants: dict[int, list[DemoVariant]] = {}
+    rows = (
+        Variant.objects.filter(sku__startswith=f"D{seed}-", is_active=True, product__is_active=True)
+        .order_by("product_id", "position")
+        .values_list("pk", "product_id", "sku", "options", "price", "currency")
+    )
+    for pk, product_id, sku, options, price, currency in rows:
+        label = " / ".join(str(v) for v in (options or {}).values())
+        variants.setdefault(product_id, []).append(DemoVariant(pk, sku, label, price, currency))
+    found = []
+    products = (
+        Product.objects.filter(pk__in=list(variants), category_id__in=list(leaf_kind))
+        .order_by("pk")
+        .values_list("pk", "title", "category_id", "brand__name")
+    )
+    for pk, title, category_id, brand in products:
+        kind_name = leaf_kind[category_id]
+        noun = _noun_of(title, kind_name)
+        if noun:
+            found.append(DemoProduct(pk, title, kind_name, noun, brand or "", category_id, tuple(variants[pk])))
+    return tuple(found)

@@ -48,6 +48,7 @@ from orders.fulfilment import (
     shipment_ship,
     tracking_url_for,
 )
+from orders.history import HistoryLine, HistoryOrder, HistoryResult, orders_demo_history
 from orders.models import Order, OrderLine, Shipment, StatusChange
 from orders.returns import (
     REASONS,
@@ -823,6 +824,9 @@ __all__ = [
     "REASONS",
     "Discounts",
     "EmptyBasket",
+    "HistoryLine",
+    "HistoryOrder",
+    "HistoryResult",
     "IllegalTransition",
     "OrderError",
     "OrderInfo",
@@ -871,6 +875,7 @@ __all__ = [
     "order_totals",
     "orders_anonymise_customer",
     "orders_auto_fulfil",
+    "orders_demo_history",
     "orders_expire_unpaid",
     "orders_for_customer",
     "return_receive",

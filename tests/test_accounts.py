@@ -80,8 +80,8 @@ def test_admin_is_closed_to_customers(client):
 
 def test_demo_setup_prints_working_credentials_and_does_not_duplicate(client, settings, capsys):
     settings.DEBUG = True
-    call_command("demo_setup", products=12)
-    call_command("demo_setup", products=12)
+    call_command("demo_setup", products=12, orders=30, customers=5)
+    call_command("demo_setup", products=12, orders=30, customers=5)
     out = capsys.readouterr().out
     assert "Demo catalog: 0 products added, 12 already there." in out
     password = out.strip().splitlines()[-1].split("password:")[1].strip()

@@ -168,8 +168,9 @@ def test_cancelling_with_the_process_killed_after_commit_still_returns_stock_and
     assert payment_get(payment_id=order_payment(order)).status == "authorized", "the money is still held"
     assert stock(kettle) == (3, 0)
 
-    assert process_dies_after_commit.recover() == 4, (
-        "the release of the stock, the void, the customer's email and webhooks' order.cancelled"
+    assert process_dies_after_commit.recover() == 5, (
+        "the release of the stock, the void, the customer's email, webhooks' order.cancelled and recommendations' "
+        "ledger"
     )
     assert len([m for m in mail.outbox if "is cancelled" in m.subject]) == 1
     assert payment_get(payment_id=order_payment(order)).status == "voided"
