@@ -47,18 +47,22 @@ def send(
     number: str,
     template: str,
     subject: str,
-    claimed: Callable[[services.OrderInfo], bool],
+    claimed: Callable[[services.OrderInfo], bool] | None = None,
+    claim: Callable[[], bool] | None = None,
     context: Callable[[services.OrderInfo], dict[str, Any]] | None = None,
     history: bool = False,
 ) -> bool:
     """Claim and send one email about the order, in one transaction. Whether it was sent (False: claimed before,
-    or nobody to write to)."""
+    or nobody to write to). claim: a claim made before the order is read (one UPDATE; a repeated delivery then
+    costs that statement alone); claimed: one that needs the order."""
     with atomic(module="orders"):
+        if claim is not None and not claim():
+            return False
         try:
             order = services.order_find(number=number, history=history)
         except services.OrderNotFound:
             return False
-        if order.anonymised or not claimed(order):
+        if order.anonymised or (claimed is not None and not claimed(order)):
             return False
         extra = context(order) if context else {}
         text, html = render(template, {"order": order, "order_url": order.url, "subject": subject, **extra})

@@ -22,9 +22,15 @@ class OrderPlaced(DomainEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class OrderPaid(DomainEvent):
+    """The order is paid. It carries the customer and the products, as OrderPlaced does, so that a consumer that
+    needs the basket of paid orders (recommendations' ledger) has it from this one event. Events stored before
+    these fields existed decode with user_id None and no products."""
+
     name: ClassVar[str] = "orders.order.paid.v1"
     order_id: int
     number: str
+    user_id: int | None = None
+    product_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)

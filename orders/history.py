@@ -143,7 +143,8 @@ def _write(batch: Sequence[HistoryOrder], rng: secrets.SystemRandom, taken: set[
                                             note=f"{note} (demo history)", at=when))  # fmt: skip
             publish(OrderPlaced(order_id=order.pk, number=order.number, user_id=spec.user_id, total=order.total,
                                 currency=currency, product_ids=tuple(li.product_id for li in spec.lines)))  # fmt: skip
-            publish(OrderPaid(order_id=order.pk, number=order.number))
+            publish(OrderPaid(order_id=order.pk, number=order.number, user_id=spec.user_id,
+                              product_ids=tuple(sorted({li.product_id for li in spec.lines}))))  # fmt: skip
             publish(OrderDelivered(order_id=order.pk, number=order.number))
         OrderLine.objects.bulk_create(lines)
         StatusChange.objects.bulk_create(history)

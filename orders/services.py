@@ -230,6 +230,24 @@ def order_quote(
     voucher asked for (a code that does not apply leaves the basket undiscounted by it and says why in
     voucher_error; the per-customer limit is checked for user_id, or email for a guest, when given). Raises
     EmptyBasket, UnavailableItem."""
+    quoted, subtotal = _quote_lines(lines)
+    method = next((m for m in shipping_methods(subtotal=subtotal) if m.code == shipping_method), None)
+    if method is None:
+        raise ValueError(f"unknown shipping method {shipping_method!r}")
+    return _priced(quoted, subtotal, method, voucher_code, user_id, email)
+
+
+def order_quotes(
+    *, lines: list[tuple[int, int]], voucher_code: str = "", user_id: int | None = None, email: str = ""
+) -> tuple[Quote, ...]:
+    """order_quote for every delivery method (shipping_methods' order), the basket read once: the checkout's
+    details page shows the total with each. Raises EmptyBasket, UnavailableItem."""
+    quoted, subtotal = _quote_lines(lines)
+    methods = shipping_methods(subtotal=subtotal)
+    return tuple(_priced(quoted, subtotal, method, voucher_code, user_id, email) for method in methods)
+
+
+def _quote_lines(lines: list[tuple[int, int]]) -> tuple[list[QuoteLine], Decimal]:
     if not lines:
         raise EmptyBasket("the basket is empty")
     variants = variants_get(variant_ids=[v for v, _ in lines])
@@ -242,10 +260,11 @@ def order_quote(
             QuoteLine(variant.id, variant.product_id, variant.sku, variant.product_title, variant.label,
                       variant.price, quantity)
         )  # fmt: skip
-    subtotal = sum((line.line_total for line in quoted), Decimal(0))
-    method = next((m for m in shipping_methods(subtotal=subtotal) if m.code == shipping_method), None)
-    if method is None:
-        raise ValueError(f"unknown shipping method {shipping_method!r}")
+    return quoted, sum((line.line_total for line in quoted), Decimal(0))
+
+
+def _priced(quoted: list[QuoteLine], subtotal: Decimal, method: ShippingMethod, voucher_code: str,
+            user_id: int | None, email: str) -> Quote:  # fmt: skip
     currency = settings.SHOP_CURRENCY
     rate = Decimal(settings.SHOP_TAX_RATE)
     pricing = vouchers.price(
@@ -681,7 +700,8 @@ def order_mark_paid(*, number: str, payment_id: int) -> None:
         # The stock is sold first (inline, with its compensation if the goods are gone), then OrderPaid goes out:
         # the confirmation it sends finds the order cancelled if it was sold out.
         publish(CommitReservation(key=order.reservation_key, reference=number))
-        publish(OrderPaid(order_id=order.pk, number=number))
+        products = tuple(sorted(set(order.lines.values_list("product_id", flat=True))))
+        publish(OrderPaid(order_id=order.pk, number=number, user_id=order.user_id, product_ids=products))
 
 
 def order_stock_lost(*, number: str) -> None:
@@ -867,6 +887,7 @@ __all__ = [
     "order_payment_retry",
     "order_place",
     "order_quote",
+    "order_quotes",
     "order_refund",
     "order_refund_amount",
     "order_ship",

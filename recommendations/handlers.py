@@ -4,20 +4,16 @@ recommendations.ledger), so the bus keeps no record of them; they run on the "re
 from __future__ import annotations
 
 from kernel.bus import subscribe
-from orders.events import OrderCancelled, OrderPaid, OrderPlaced, OrderRefunded
+from orders.events import OrderCancelled, OrderPaid, OrderRefunded
 from recommendations import ledger
 
 QUEUE = "recommendations"
 
 
-@subscribe(OrderPlaced, idempotent=True, queue=QUEUE)
-def ledger_order_placed(event: OrderPlaced) -> None:
-    ledger.order_placed(order_id=event.order_id, user_id=event.user_id, product_ids=event.product_ids)
-
-
 @subscribe(OrderPaid, idempotent=True, queue=QUEUE)
 def ledger_order_paid(event: OrderPaid) -> None:
-    ledger.order_paid(order_id=event.order_id, paid_at=event.occurred_at)
+    ledger.order_paid(order_id=event.order_id, user_id=event.user_id, product_ids=event.product_ids,
+                      paid_at=event.occurred_at)  # fmt: skip
 
 
 @subscribe(OrderCancelled, idempotent=True, queue=QUEUE)

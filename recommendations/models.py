@@ -11,9 +11,9 @@ from django.utils import timezone
 
 
 class LedgerOrder(models.Model):
-    """What recommendations knows of one order, from orders' events (which may arrive in any order): its basket
-    (OrderPlaced), whether it was paid (OrderPaid) and whether it was cancelled or refunded since (then void for
-    good). Its lines count (Purchase rows) only while it is paid and not void."""
+    """What recommendations knows of one order, from orders' events (which may arrive in any order): whether it
+    was paid (OrderPaid, with its basket) and whether it was cancelled or refunded since (then void for good). Its
+    lines count (Purchase rows) only while it is paid and not void."""
 
     class Status(models.TextChoices):
         PENDING = "pending", "Placed, not paid"
@@ -26,7 +26,6 @@ class LedgerOrder(models.Model):
         max_length=40, blank=True, help_text='"u<user id>" for a customer, "o<order id>" for a guest\'s basket.'
     )
     product_ids = models.JSONField(default=list, blank=True)
-    placed = models.BooleanField(default=False, help_text="OrderPlaced arrived (the basket is known).")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     paid_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(default=timezone.now)

@@ -246,11 +246,14 @@ def checkout_options(
 ) -> CheckoutOptions:
     """The details page's choices: the priced cart, the delivery methods for its subtotal (each with the cart's
     total with it), the saved addresses and the name of a signed-in customer."""
-    quote = checkout_quote(lines=lines, voucher_code=voucher_code, user_id=user_id)
-    methods = orders.shipping_methods(subtotal=quote.subtotal)
-    quotes = tuple(quote if m.code == quote.shipping.code else
-                   checkout_quote(lines=lines, shipping_method=m.code, voucher_code=voucher_code, user_id=user_id)
-                   for m in methods)  # fmt: skip
+    if not lines:
+        raise CartEmpty("Your cart is empty.")
+    try:  # the cart priced once, with each delivery method
+        quotes = orders.order_quotes(lines=list(lines), voucher_code=voucher_code, user_id=user_id)
+    except orders.UnavailableItem as exc:
+        raise CartUnavailable(str(exc)) from exc
+    quote = next(q for q in quotes if q.shipping.code == "standard")
+    methods = tuple(q.shipping for q in quotes)
     full_name = ""
     if user_id is not None:
         with contextlib.suppress(AccountError):  # an account deleted meanwhile: no name to offer

@@ -5,7 +5,6 @@ and the pages show the result. Screenshots: var/test-artifacts/recs-*.png."""
 from __future__ import annotations
 
 import random
-from decimal import Decimal
 
 import pytest
 
@@ -20,7 +19,7 @@ def _co_purchases(settings) -> dict:
     from catalog.models import Product
     from kernel.bus import publish
     from kernel.db import atomic
-    from orders.events import OrderPaid, OrderPlaced
+    from orders.events import OrderPaid
     from recommendations.services import recs_build
 
     settings.RECS_REBUILD_EVERY = 0  # one build at the end, not one per N orders
@@ -34,9 +33,8 @@ def _co_purchases(settings) -> dict:
         baskets.append(rng.sample(others, 3))
     for number, basket in enumerate(baskets, 1):
         with atomic(module="orders"):
-            publish(OrderPlaced(order_id=number, number=f"NW-{number}", user_id=1000 + number,
-                                total=Decimal("20.00"), currency="EUR", product_ids=tuple(basket)))  # fmt: skip
-            publish(OrderPaid(order_id=number, number=f"NW-{number}"))
+            publish(OrderPaid(order_id=number, number=f"NW-{number}", user_id=1000 + number,
+                              product_ids=tuple(basket)))  # fmt: skip
     report = recs_build()
     assert report.orders == len(baskets)
     return {"anchor": Product.objects.get(pk=anchor), "companions": set(companions)}
