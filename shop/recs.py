@@ -10,8 +10,10 @@ A slot is built in three steps, each a constant number of queries whatever its s
      product, nor the page's own product; the first SLOT_SIZE that remain are shown.
 
 Recommendations can fail (its database on another server, the cache down): a slot that cannot be built is left
-out and the page renders without it. Visitors' recently viewed products live in the session; signed-in customers'
-are also kept by recommendations (recently_viewed_add), and a visitor's list joins the account's on sign-in.
+out and the page renders without it. Visitors' recently viewed products live in a signed cookie of their own (not
+the session: looking at a product writes nothing to the database or the cache, and a crawler starts no sessions);
+signed-in customers' are also kept by recommendations (recently_viewed_add), and a visitor's list joins the
+account's on sign-in.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.cache import cache, caches
-from django.http import HttpRequest
+from django.core.cache import cache
+from django.http import HttpRequest, HttpResponse
 
 from catalog.services import ProductCard, products_cards
 from recommendations import services as recs
@@ -31,8 +33,10 @@ from recommendations import services as recs
 logger = logging.getLogger(__name__)
 
 SLOT_SIZE = 8
-RECENT_SESSION_KEY = "recently_viewed"
+RECENT_COOKIE = "recently_viewed"  # "12.7.31": product ids, latest first, signed (a visitor cannot plant others)
+RECENT_SALT = "shop.recently_viewed"
 RECENT_KEPT = 12
+RECENT_MAX_AGE = 60 * 60 * 24 * 30
 
 
 @dataclass(frozen=True)
@@ -152,58 +156,55 @@ def recently_viewed_slot(
 # ---- recently viewed
 
 
-def _session_viewed(request: HttpRequest) -> list[int]:
-    raw = request.session.get(RECENT_SESSION_KEY, [])
-    return [pk for pk in raw if isinstance(pk, int)] if isinstance(raw, list) else []
+def has_viewed(request: HttpRequest) -> bool:
+    """Whether this visitor carries a recently viewed list (their pages are then their own, not the shared ones)."""
+    return RECENT_COOKIE in request.COOKIES
+
+
+def _cookie_viewed(request: HttpRequest) -> list[int]:
+    raw = request.get_signed_cookie(RECENT_COOKIE, default="", salt=RECENT_SALT, max_age=RECENT_MAX_AGE)
+    ids = [int(part) for part in raw.split(".") if part.isdigit() and len(part) <= 18] if raw else []
+    return list(dict.fromkeys(ids))[:RECENT_KEPT]
 
 
 def viewed(request: HttpRequest) -> tuple[int, ...]:
     """The products this visitor or customer viewed, latest first. A customer's come from recommendations (every
-    device), with the session's as the fallback when recommendations cannot answer."""
-    session_list = _session_viewed(request)
+    device), with the cookie's as the fallback when recommendations cannot answer."""
+    cookie_list = _cookie_viewed(request)
     if request.user.is_authenticated:
         try:
             stored = recs.recently_viewed(user_id=request.user.pk, limit=RECENT_KEPT)
         except Exception:
-            logger.warning("recommendations unavailable; recently viewed from the session", exc_info=True)
-            return tuple(session_list)
-        return tuple(dict.fromkeys((*stored, *session_list)))[:RECENT_KEPT]
-    return tuple(session_list)
+            logger.warning("recommendations unavailable; recently viewed from the cookie", exc_info=True)
+            return tuple(cookie_list)
+        return tuple(dict.fromkeys((*stored, *cookie_list)))[:RECENT_KEPT]
+    return tuple(cookie_list)
 
 
-def _new_sessions_possible() -> bool:
-    """Whether a new session can be started: the cache-backed engines check a new key against the cache, and the
-    session middleware would fail the page if it is down. Then the visitor's view is not remembered."""
-    if "cache" not in settings.SESSION_ENGINE:
-        return True
-    try:
-        caches[settings.SESSION_CACHE_ALIAS].has_key("shop:recs:probe")
-    except Exception:
-        logger.warning("session cache unavailable; view not remembered", exc_info=True)
-        return False
-    return True
-
-
-def record_view(request: HttpRequest, product_id: int) -> None:
-    """Put the product at the front of the visitor's list (deduplicated, capped); a customer's is also stored."""
-    current = _session_viewed(request)
+def record_view(request: HttpRequest, response: HttpResponse, product_id: int) -> None:
+    """Put the product at the front of the visitor's list (deduplicated, capped) in the response's cookie; a
+    customer's is also stored by recommendations."""
+    current = _cookie_viewed(request)
     updated = [product_id, *(pk for pk in current if pk != product_id)][:RECENT_KEPT]
-    if updated != current and (request.session.session_key is not None or _new_sessions_possible()):
-        request.session[RECENT_SESSION_KEY] = updated
+    if updated != current:
+        response.set_signed_cookie(
+            RECENT_COOKIE, ".".join(map(str, updated)), salt=RECENT_SALT, max_age=RECENT_MAX_AGE, httponly=True,
+            samesite="Lax", secure=settings.SESSION_COOKIE_SECURE,
+        )  # fmt: skip
     if request.user.is_authenticated:
         try:
             recs.recently_viewed_add(user_id=request.user.pk, product_id=product_id)
         except Exception:
-            logger.warning("recommendations unavailable; view kept in the session only", exc_info=True)
+            logger.warning("recommendations unavailable; view kept in the cookie only", exc_info=True)
 
 
 def merge_on_sign_in(request: HttpRequest, user_id: int) -> None:
-    """A visitor who signs in keeps what they looked at: the session's list joins the account's."""
-    session_list = _session_viewed(request)
-    if not session_list:
+    """A visitor who signs in keeps what they looked at: the cookie's list joins the account's."""
+    cookie_list = _cookie_viewed(request)
+    if not cookie_list:
         return
     try:
-        recs.recently_viewed_merge(user_id=user_id, product_ids=session_list)
+        recs.recently_viewed_merge(user_id=user_id, product_ids=cookie_list)
     except Exception:
         logger.warning("recommendations unavailable; recently viewed not merged", exc_info=True)
 

@@ -61,8 +61,8 @@ class Part:
     category_id: int | None = None
 
 
-# Renders a page's recommendation slots; personal=False for the shared page of a visitor with no session (no cart,
-# nothing viewed), which is cached whole with them.
+# Renders a page's recommendation slots; personal=False for the shared page of a visitor with no session and no
+# recently viewed list (no cart, nothing viewed), which is cached whole with them.
 Slots = Callable[[Part, bool], str]
 
 
@@ -74,7 +74,7 @@ def _page(
     notices: list[str] | None = None,
     search_value: str = "",
     slots: Slots | None = None,
-    seen: Callable[[Part], None] | None = None,
+    seen: Callable[[Part, HttpResponse], None] | None = None,
 ) -> HttpResponse:
     """Render a storefront page around its cacheable part.
 
@@ -83,10 +83,13 @@ def _page(
     rest (header, notices) rendered for them. The recommendation slots (`slots`) go where the part has
     RECS_MARKER: in the whole cached page for the first kind of visitor (they have no cart and viewed nothing, so
     theirs are everyone's), rendered for this request for everyone else (their cart, what they viewed).
-    `seen(part)` runs for every request (the product page records the view in the visitor's session).
+    `seen(part, response)` runs for every request (the product page records the view in the visitor's cookie).
     """
     context = {"notices": notices or [], "search_value": search_value}
-    anonymous = settings.SESSION_COOKIE_NAME not in request.COOKIES and "messages" not in request.COOKIES
+    personal = (
+        request.user.is_authenticated or settings.SESSION_COOKIE_NAME in request.COOKIES or recs.has_viewed(request)
+    )
+    anonymous = not personal and "messages" not in request.COOKIES
     if anonymous and not notices and caching.enabled():
 
         def whole() -> tuple[str, Part]:
@@ -101,15 +104,14 @@ def _page(
         part = caching.cached(name, version_keys, build)
         response = render(request, "shop/page.html", {**context, "part": part})
         if slots and RECS_MARKER in response.content:
-            personal = request.user.is_authenticated or settings.SESSION_COOKIE_NAME in request.COOKIES
             response.content = response.content.replace(RECS_MARKER, slots(part, personal).encode())
     if seen is not None:
-        seen(part)
+        seen(part, response)
     has_form = CSRF_MARKER in response.content
     if has_form:  # the shared HTML gets this visitor's own form token
         token = f'<input type="hidden" name="csrfmiddlewaretoken" value="{get_token(request)}">'.encode()
         response.content = response.content.replace(CSRF_MARKER, token)
-    if request.user.is_authenticated or notices or has_form or request.session.modified:
+    if request.user.is_authenticated or notices or has_form or request.session.modified or response.cookies:
         patch_cache_control(response, private=True, no_cache=True)
     else:
         patch_cache_control(response, public=True, max_age=settings.SHOP_PUBLIC_MAX_AGE)
@@ -462,9 +464,9 @@ def product(request: HttpRequest, slug: str) -> HttpResponse:
         )
         return html
 
-    def seen(part: Part) -> None:
+    def seen(part: Part, response: HttpResponse) -> None:
         if getattr(part, "product_id", None) is not None:
-            recs.record_view(request, part.product_id)
+            recs.record_view(request, response, part.product_id)
 
     name = f"product:{slug}:{wanted or ''}:{request.get_host()}"
     return _page(request, name, (caching.LISTING, caching.product_key(slug)), build, slots=slots, seen=seen)

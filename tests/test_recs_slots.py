@@ -377,7 +377,12 @@ def test_a_visitors_recently_viewed_are_latest_first_deduplicated_and_capped(cli
         client.get(f"/p/{product.slug}/")
     client.get(f"/p/{products[0].slug}/")  # seen again: back to the front
 
-    assert client.session["recently_viewed"] == [products[0].pk, *(p.pk for p in reversed(products[-11:]))]
+    cookie = client.cookies["recently_viewed"]
+    expected = [products[0].pk, *(p.pk for p in reversed(products[-11:]))]
+    assert cookie.value.split(":")[0] == ".".join(map(str, expected)), "the list, signed"
+    assert cookie["httponly"]
+    assert cookie["samesite"] == "Lax"
+    assert "sessionid" not in client.cookies, "looking at products starts no session"
     home = slot_titles(client.get("/").content.decode(), "recent")
     assert home == ["Seen 0", "Seen 14", "Seen 13", "Seen 12", "Seen 11", "Seen 10", "Seen 9", "Seen 8"]
 
@@ -391,6 +396,31 @@ def test_recently_viewed_on_a_product_page_leaves_out_the_product_itself_and_the
         "Kitchen thing 2",
         "Kitchen thing 0",
     ]
+
+
+def test_a_tampered_or_forged_recently_viewed_cookie_is_ignored(client, fake, shelf):
+    main, others, _ = shelf
+    client.get(f"/p/{others[0].slug}/")
+    signed = client.cookies["recently_viewed"].value
+    client.cookies["recently_viewed"] = signed.replace(str(others[0].pk), str(others[1].pk), 1)
+    assert slot_titles(client.get("/").content.decode(), "recent") == []
+    client.cookies["recently_viewed"] = "<script>alert(1)</script>"
+    response = client.get(f"/p/{main.slug}/")
+    assert response.status_code == 200
+    assert slot_titles(response.content.decode(), "recent") == []
+
+
+def test_a_first_product_view_is_private_and_writes_nothing(client, fake, shelf):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    main, _, _ = shelf
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(f"/p/{main.slug}/")
+    writes = [q["sql"] for q in queries if not q["sql"].lstrip().upper().startswith("SELECT")]
+    assert writes == [], "no session row, no write of any kind"
+    assert "recently_viewed" in response.cookies
+    assert "private" in response["Cache-Control"], "a response that sets a cookie is for this visitor only"
 
 
 def test_home_has_no_personal_slots_for_a_visitor_who_saw_nothing(client, fake, shelf):
