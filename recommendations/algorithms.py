@@ -18,6 +18,10 @@ Two scores of a pair of items X, Y, both from the co-occurrence counts C = Bᵀ 
 Memory stays bounded: C is computed for one block of items at a time (blocks cut so each holds at most
 `block_nnz` candidate pairs), each block is pruned to its top k at once, and only n_items x k arrays are kept.
 Customers with a single purchase co-buy nothing: they count in the popularity and in P_Y, not in the pair counts.
+An item bought by fewer than `min_count` customers can be in no pair with `min_count` co-buyers, so its column is
+dropped before the products (its row stays empty), and so are the customers left with fewer than two of the
+remaining items; every purchase still counts in the customers' sizes |c| and in P_Y, so the scores do not change.
+With households as the rows (hundreds of products each) most of the catalogue is such a long tail.
 """
 
 from __future__ import annotations
@@ -128,21 +132,31 @@ def _related(b, k, method, min_count, block_nnz, progress):
         return indices, scores
     share = item_buyers / total  # P_Y
     b = b[sizes_all > 1]  # a single purchase co-buys nothing
-    sizes = np.diff(b.indptr)
-    bt = b.T.tocsr()  # items x customers
+    sizes = np.diff(b.indptr)  # |c|, every purchase counted
+    live = np.flatnonzero(item_buyers >= min_count)  # the only items that can be in a pair (see the docstring)
+    if not len(live):
+        return indices, scores
+    b = b[:, live]  # customers x live items; from here on items are numbered among the live ones
+    buyers, share = item_buyers[live], share[live]
     if method == "chance":
         bins, rep = _size_bins(sizes)
         onehot = sp.csr_matrix(
             (np.ones(len(bins), dtype=np.float32), (np.arange(len(bins)), bins)), shape=(len(bins), len(rep))
         )
-        hist = np.asarray((bt @ onehot).todense(), dtype=np.float32)  # items x bins: buyers of X per size bin
+        # items x bins: buyers of X per size bin (every buyer of X, also those who bought no other live item)
+        hist = np.asarray((b.T @ onehot).todense(), dtype=np.float32)
         # 1 - (1 - P_Y)^(s - 1) for each item Y and bin s, with log1p for the small shares
         # items x bins, rows contiguous so a gather of the pairs' items reads whole rows
         chance = np.ascontiguousarray(
             -np.expm1(np.outer(np.log1p(-np.minimum(share, 1 - 1e-9)), rep - 1.0)), dtype=np.float32
         )
+    pairing = np.diff(b.indptr) > 1  # customers with two live items or more: the only ones that co-buy
+    b, sizes = b[pairing], np.diff(b.indptr)[pairing]
+    bt = b.T.tocsr()  # items x customers
     work = np.asarray(bt @ sizes.astype(np.float64)).ravel().astype(np.int64)  # >= nnz of each item's row of C
     blocks = _blocks(work, block_nnz)
+    live_indices = np.full((len(live), k), -1, dtype=np.int32)
+    live_scores = np.zeros((len(live), k), dtype=np.float32)
     for done, (lo, hi) in enumerate(blocks, 1):
         c = bt[lo:hi] @ b  # co-buyers of the block's items with every item (csr, one row per block item)
         keep = c.data >= min_count  # the cheapest cut first: most pairs were co-bought once
@@ -153,7 +167,7 @@ def _related(b, k, method, min_count, block_nnz, progress):
         mine = cols != rows + lo
         rows, cols, both = rows[mine], cols[mine], both[mine]
         if method == "cosine":
-            score = both / np.sqrt(item_buyers[rows + lo] * item_buyers[cols])
+            score = both / np.sqrt(buyers[rows + lo] * buyers[cols])
         else:
             expected = np.empty(len(rows), dtype=np.float32)
             step = max(1, (1 << 21) // max(hist.shape[1], 1))
@@ -164,9 +178,12 @@ def _related(b, k, method, min_count, block_nnz, progress):
             score = (both - expected) / np.sqrt(expected)
             positive = score > 0
             rows, cols, score = rows[positive], cols[positive], score[positive]
-        _keep_top(rows, cols, score.astype(np.float32), lo, k, indices, scores)
+        _keep_top(rows, cols, score.astype(np.float32), lo, k, live_indices, live_scores)
         if progress is not None:
             progress(done, len(blocks))
+    # back to the matrix's numbering (live is increasing, so the order of ties is kept)
+    indices[live] = np.where(live_indices >= 0, live[np.maximum(live_indices, 0)], -1)
+    scores[live] = live_scores
     return indices, scores
 
 

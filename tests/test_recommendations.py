@@ -60,6 +60,29 @@ def test_cosine_ranks_the_best_seller_close_behind_chance_pushes_it_far_down():
     assert 0 not in only.indices[1].tolist()
 
 
+def test_products_with_fewer_buyers_than_min_count_are_dropped_without_changing_any_score():
+    """The columns of products bought by fewer than min_count customers are cut before the matrix product (the
+    build's speed with households as rows); the customers' sizes and the shares of the chance model still count
+    every purchase, so each pair kept scores exactly as without the cut."""
+    rng = np.random.default_rng(11)
+    rows = [sorted(set(rng.zipf(1.3, size=rng.integers(1, 12)) % 150)) for _ in range(300)]
+    matrix = baskets(rows, 150)
+    b = algorithms.binary(matrix)
+    co = (b.T @ b).toarray()
+    buyers = algorithms.popularity(matrix)
+    assert ((buyers > 0) & (buyers < 3)).sum() > 10, "enough rare products to be dropped"
+    for method in algorithms.METHODS:
+        every = algorithms.related_items(matrix, k=150, method=method, min_count=1)
+        cut = algorithms.related_items(matrix, k=150, method=method, min_count=3, block_nnz=2000)
+        for item in range(150):
+            expected = [(j, s) for j, s in zip(every.indices[item], every.scores[item], strict=True)
+                        if j >= 0 and co[item, j] >= 3]  # fmt: skip
+            got = [(j, s) for j, s in zip(cut.indices[item], cut.scores[item], strict=True) if j >= 0]
+            assert [j for j, _ in got] == [j for j, _ in expected], (method, item)
+            np.testing.assert_allclose([s for _, s in got], [s for _, s in expected], rtol=1e-5)
+        assert (cut.indices[buyers < 3] == -1).all()
+
+
 def test_an_item_is_never_its_own_relation_and_missing_slots_are_minus_one():
     topk = algorithms.related_items(baskets([[0, 1], [0, 1], [2]]), k=4, method="cosine")
     assert topk.indices.shape == (3, 4)
@@ -126,13 +149,10 @@ def test_an_empty_ledger_relates_nothing():
 # ---------------------------------------------------------------- the ledger, from orders' events
 
 
-def _place(order_id: int, user_id: int | None, product_ids: tuple[int, ...]):
-    from orders.events import OrderPlaced
+def _paid_event(order_id: int, user_id: int | None, product_ids: tuple[int, ...]):
+    from orders.events import OrderPaid
 
-    return OrderPlaced(
-        order_id=order_id, number=f"NW-{order_id}", user_id=user_id, total=Decimal("10.00"), currency="EUR",
-        product_ids=product_ids,
-    )  # fmt: skip
+    return OrderPaid(order_id=order_id, number=f"NW-{order_id}", user_id=user_id, product_ids=product_ids)
 
 
 def _publish(*events) -> None:
@@ -153,11 +173,12 @@ def _purchases() -> set[tuple[int, str, int]]:
 @pytest.mark.modules
 @pytest.mark.django_db(transaction=True)
 def test_a_paid_order_counts_through_the_bus_and_a_cancelled_one_is_removed():
-    from orders.events import OrderCancelled, OrderPaid
+    from orders.events import OrderCancelled, OrderPlaced
 
-    _publish(_place(1, 7, (10, 11)), _place(2, None, (10, 12)))
+    placed = OrderPlaced(order_id=1, number="NW-1", user_id=7, total=Decimal(10), currency="EUR", product_ids=(10,))
+    _publish(placed)
     assert _purchases() == set(), "placed is not bought: nothing counts before payment"
-    _publish(OrderPaid(order_id=1, number="NW-1"), OrderPaid(order_id=2, number="NW-2"))
+    _publish(_paid_event(1, 7, (10, 11)), _paid_event(2, None, (10, 12)))
     assert _purchases() == {(1, "u7", 10), (1, "u7", 11), (2, "o2", 10), (2, "o2", 12)}
     _publish(OrderCancelled(order_id=2, number="NW-2", reason="changed my mind"))
     assert _purchases() == {(1, "u7", 10), (1, "u7", 11)}
@@ -166,23 +187,25 @@ def test_a_paid_order_counts_through_the_bus_and_a_cancelled_one_is_removed():
 @pytest.mark.modules
 @pytest.mark.django_db(transaction=True)
 def test_events_twice_or_out_of_order_count_once_and_a_refund_stays_out():
-    from orders.events import OrderPaid, OrderRefunded
+    from orders.events import OrderCancelled, OrderPaid, OrderRefunded
     from recommendations import handlers
     from recommendations.models import BuildState
 
-    paid = OrderPaid(order_id=5, number="NW-5")
-    handlers.ledger_order_paid(paid)  # paid arrives before placed
+    paid = _paid_event(5, 3, (20, 21, 20))
     handlers.ledger_order_paid(paid)
-    assert _purchases() == set()
-    placed = _place(5, 3, (20, 21, 20))
-    handlers.ledger_order_placed(placed)
-    handlers.ledger_order_placed(placed)
-    handlers.ledger_order_paid(OrderPaid(order_id=5, number="NW-5"))  # a second event, another id
+    handlers.ledger_order_paid(paid)  # delivered twice
+    handlers.ledger_order_paid(_paid_event(5, 3, (20, 21, 20)))  # a second event, another id
     assert _purchases() == {(5, "u3", 20), (5, "u3", 21)}
     assert BuildState.objects.get().paid_since_build == 1, "one paid order, however many events"
     handlers.ledger_order_refunded(OrderRefunded(order_id=5, number="NW-5"))
     handlers.ledger_order_paid(paid)  # a late redelivery does not bring it back
     assert _purchases() == set()
+    handlers.ledger_order_cancelled(OrderCancelled(order_id=6, number="NW-6", reason="expired"))
+    handlers.ledger_order_paid(_paid_event(6, 3, (20,)))  # void first (events out of order): stays out
+    assert _purchases() == set()
+    handlers.ledger_order_paid(OrderPaid(order_id=7, number="NW-7"))  # stored before OrderPaid had the basket
+    assert _purchases() == set()
+    assert BuildState.objects.get().paid_since_build == 1
 
 
 # ---------------------------------------------------------------- the build and the read services
@@ -191,8 +214,7 @@ def test_events_twice_or_out_of_order_count_once_and_a_refund_stays_out():
 def _paid(order_id: int, user_id: int | None, *product_ids: int) -> None:
     from recommendations import ledger
 
-    ledger.order_placed(order_id=order_id, user_id=user_id, product_ids=product_ids)
-    ledger.order_paid(order_id=order_id)
+    ledger.order_paid(order_id=order_id, user_id=user_id, product_ids=product_ids)
 
 
 @pytest.fixture
@@ -272,8 +294,7 @@ def test_customer_products_latest_first_each_once_without_cancelled_orders(setti
     settings.RECS_REBUILD_EVERY = 0
     now = timezone.now()
     for order_id, products, days in ((1, (10, 11), 3), (2, (12, 10), 1), (3, (13,), 2), (4, (14,), 0)):
-        ledger.order_placed(order_id=order_id, user_id=8, product_ids=products)
-        ledger.order_paid(order_id=order_id, paid_at=now - timedelta(days=days))
+        ledger.order_paid(order_id=order_id, user_id=8, product_ids=products, paid_at=now - timedelta(days=days))
     ledger.order_void(order_id=4)
     _paid(5, 9, 99)
     assert services.customer_products(user_id=8) == (10, 12, 13, 11)
@@ -333,21 +354,19 @@ def test_a_second_build_while_one_runs_does_nothing(shop_ledger):
 @pytest.mark.modules
 @pytest.mark.django_db(transaction=True)
 def test_a_rebuild_follows_every_n_paid_orders(settings):
-    from orders.events import OrderPaid
     from recommendations import services, tasks
     from recommendations.models import BuildState, Related
 
     settings.RECS_REBUILD_EVERY = 3
-    _publish(*(_place(n, n, (1, 2)) for n in (1, 2, 3, 4)))
-    _publish(OrderPaid(order_id=1, number="NW-1"), OrderPaid(order_id=2, number="NW-2"))
+    _publish(_paid_event(1, 1, (1, 2)), _paid_event(2, 2, (1, 2)))
     assert not Related.objects.exists(), "two paid orders: not due yet"
     assert tasks.rebuild_if_due() == "not due"
-    _publish(OrderPaid(order_id=3, number="NW-3"))
+    _publish(_paid_event(3, 3, (1, 2)))
     assert services.related_products(product_id=1) == (2,), "the third paid order rebuilt"
     state = BuildState.objects.get()
     assert (state.paid_since_build, state.orders) == (0, 3)
     assert tasks.rebuild_if_due() == "not due", "a second trigger finds nothing to do"
-    _publish(OrderPaid(order_id=4, number="NW-4"))
+    _publish(_paid_event(4, 4, (1, 2)))
     assert BuildState.objects.get().paid_since_build == 1
 
 
