@@ -275,8 +275,8 @@ CELERY_BEAT_SCHEDULE = {
 # exponent RECS_COSINE_ALPHA, 0.5 being the plain one) or "chance" (bought together more often than chance predicts,
 # Smith and Linden 2017); K related products per product; a pair needs RECS_MIN_COUNT customers who bought both; a
 # rebuild after this many new paid orders (0: only nightly, at RECS_BUILD_HOUR, and by `manage.py recs_build`); a
-# build's lease on its table. The defaults of the method, alpha and min count are the ones chosen on a validation
-# split of the complete-journey data (README, "Evaluation"), where they beat popularity on hit rate and NDCG.
+# build's lease on its table. The defaults of the method, alpha and min count were chosen on validation splits of
+# the complete-journey data (README, "Evaluation", which gives their figures on the held-out test weeks too).
 RECS_METHOD = env_str("RECS_METHOD", "cosine")
 if RECS_METHOD not in ("chance", "cosine"):
     raise ImproperlyConfigured(f"RECS_METHOD={RECS_METHOD!r}: use chance or cosine.")
