@@ -7,7 +7,12 @@
 Two scores of a pair of items X, Y, both from the co-occurrence counts C = Bᵀ B of the binary matrix B:
 
 - "cosine" (Linden, Smith and York 2003): C[X, Y] / sqrt(n_X n_Y), the cosine of the two items' customer vectors.
-  A best seller bought by everyone has a high cosine with everything.
+  A best seller bought by everyone has a high cosine with everything. `alpha` makes it the asymmetric cosine
+  (Aiolli 2013): C[X, Y] / (n_X^alpha n_Y^(1 - alpha)); 0.5 is the cosine. Above 0.5 the seed's own popularity
+  weighs more: a customer's lists sum the scores of all their items, and a staple bought by everyone (n_X large)
+  then adds little to them, as an IDF would, while within one item's list the candidates are ranked by
+  C / n_Y^(1 - alpha), the co-buyers discounted less for the candidate's popularity. (alpha was chosen on a
+  validation split of the complete-journey data, see the README.)
 - "chance" (Smith and Linden 2017): (C[X, Y] - E[X, Y]) / sqrt(E[X, Y]), how many more customers bought both than
   chance predicts, in standard deviations. E[X, Y] = sum over the customers c who bought X of
   1 - (1 - P_Y)^(|c| - 1): P_Y is Y's share of all purchases and |c| - 1 the number of c's other purchases, so a
@@ -18,6 +23,10 @@ Two scores of a pair of items X, Y, both from the co-occurrence counts C = Bᵀ 
 Memory stays bounded: C is computed for one block of items at a time (blocks cut so each holds at most
 `block_nnz` candidate pairs), each block is pruned to its top k at once, and only n_items x k arrays are kept.
 Customers with a single purchase co-buy nothing: they count in the popularity and in P_Y, not in the pair counts.
+An item bought by fewer than `min_count` customers can be in no pair with `min_count` co-buyers, so its column is
+dropped before the products (its row stays empty), and so are the customers left with fewer than two of the
+remaining items; every purchase still counts in the customers' sizes |c| and in P_Y, so the scores do not change.
+With households as the rows (hundreds of products each) most of the catalogue is such a long tail.
 """
 
 from __future__ import annotations
@@ -91,17 +100,21 @@ def related_items(
     k: int = 20,
     method: str = "chance",
     min_count: int = 1,
+    alpha: float = 0.5,
     block_nnz: int = 1 << 23,
     measure: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> TopK:
     """The top-k related items of every item (see the module's docstring). `min_count`: a pair needs at least
-    that many customers who bought both. `progress(done, total)` is called after each block of items.
+    that many customers who bought both. `alpha`: the exponent of the asymmetric cosine (method "cosine" only; 0.5 is
+    the plain cosine). `progress(done, total)` is called after each block of items.
     `measure`: trace the peak of memory (tracemalloc, which numpy and scipy report to) into TopK.peak_bytes."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
     if k < 1:
         raise ValueError("k must be at least 1")
+    if not 0 <= alpha <= 1:
+        raise ValueError("alpha must be between 0 and 1")
     started = False
     if measure and not tracemalloc.is_tracing():
         tracemalloc.start()
@@ -109,7 +122,7 @@ def related_items(
     if measure:
         tracemalloc.reset_peak()
     try:
-        indices, scores = _related(binary(matrix), k, method, max(min_count, 1), block_nnz, progress)
+        indices, scores = _related(binary(matrix), k, method, max(min_count, 1), alpha, block_nnz, progress)
         peak = tracemalloc.get_traced_memory()[1] if measure else None
     finally:
         if started:
@@ -117,7 +130,7 @@ def related_items(
     return TopK(indices=indices, scores=scores, peak_bytes=peak)
 
 
-def _related(b, k, method, min_count, block_nnz, progress):
+def _related(b, k, method, min_count, alpha, block_nnz, progress):
     n_items = b.shape[1]
     indices = np.full((n_items, k), -1, dtype=np.int32)
     scores = np.zeros((n_items, k), dtype=np.float32)
@@ -128,21 +141,31 @@ def _related(b, k, method, min_count, block_nnz, progress):
         return indices, scores
     share = item_buyers / total  # P_Y
     b = b[sizes_all > 1]  # a single purchase co-buys nothing
-    sizes = np.diff(b.indptr)
-    bt = b.T.tocsr()  # items x customers
+    sizes = np.diff(b.indptr)  # |c|, every purchase counted
+    live = np.flatnonzero(item_buyers >= min_count)  # the only items that can be in a pair (see the docstring)
+    if not len(live):
+        return indices, scores
+    b = b[:, live]  # customers x live items; from here on items are numbered among the live ones
+    buyers, share = item_buyers[live], share[live]
     if method == "chance":
         bins, rep = _size_bins(sizes)
         onehot = sp.csr_matrix(
             (np.ones(len(bins), dtype=np.float32), (np.arange(len(bins)), bins)), shape=(len(bins), len(rep))
         )
-        hist = np.asarray((bt @ onehot).todense(), dtype=np.float32)  # items x bins: buyers of X per size bin
+        # items x bins: buyers of X per size bin (every buyer of X, also those who bought no other live item)
+        hist = np.asarray((b.T @ onehot).todense(), dtype=np.float32)
         # 1 - (1 - P_Y)^(s - 1) for each item Y and bin s, with log1p for the small shares
         # items x bins, rows contiguous so a gather of the pairs' items reads whole rows
         chance = np.ascontiguousarray(
             -np.expm1(np.outer(np.log1p(-np.minimum(share, 1 - 1e-9)), rep - 1.0)), dtype=np.float32
         )
+    pairing = np.diff(b.indptr) > 1  # customers with two live items or more: the only ones that co-buy
+    b, sizes = b[pairing], np.diff(b.indptr)[pairing]
+    bt = b.T.tocsr()  # items x customers
     work = np.asarray(bt @ sizes.astype(np.float64)).ravel().astype(np.int64)  # >= nnz of each item's row of C
     blocks = _blocks(work, block_nnz)
+    live_indices = np.full((len(live), k), -1, dtype=np.int32)
+    live_scores = np.zeros((len(live), k), dtype=np.float32)
     for done, (lo, hi) in enumerate(blocks, 1):
         c = bt[lo:hi] @ b  # co-buyers of the block's items with every item (csr, one row per block item)
         keep = c.data >= min_count  # the cheapest cut first: most pairs were co-bought once
@@ -153,7 +176,10 @@ def _related(b, k, method, min_count, block_nnz, progress):
         mine = cols != rows + lo
         rows, cols, both = rows[mine], cols[mine], both[mine]
         if method == "cosine":
-            score = both / np.sqrt(item_buyers[rows + lo] * item_buyers[cols])
+            if alpha == 0.5:  # the plain cosine, computed as such so ties round alike
+                score = both / np.sqrt(buyers[rows + lo] * buyers[cols])
+            else:
+                score = both / (buyers[rows + lo] ** alpha * buyers[cols] ** (1.0 - alpha))
         else:
             expected = np.empty(len(rows), dtype=np.float32)
             step = max(1, (1 << 21) // max(hist.shape[1], 1))
@@ -164,9 +190,12 @@ def _related(b, k, method, min_count, block_nnz, progress):
             score = (both - expected) / np.sqrt(expected)
             positive = score > 0
             rows, cols, score = rows[positive], cols[positive], score[positive]
-        _keep_top(rows, cols, score.astype(np.float32), lo, k, indices, scores)
+        _keep_top(rows, cols, score.astype(np.float32), lo, k, live_indices, live_scores)
         if progress is not None:
             progress(done, len(blocks))
+    # back to the matrix's numbering (live is increasing, so the order of ties is kept)
+    indices[live] = np.where(live_indices >= 0, live[np.maximum(live_indices, 0)], -1)
+    scores[live] = live_scores
     return indices, scores
 
 

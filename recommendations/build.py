@@ -121,8 +121,9 @@ def _build(alias: str, progress: Callable[[int, int], None] | None) -> BuildRepo
     counted = BuildState.objects.using(alias).values_list("paid_since_build", flat=True).get(pk=1)
     matrix, product_ids, orders = ledger_matrix()
     topk = algorithms.related_items(
-        matrix, k=k, method=method, min_count=settings.RECS_MIN_COUNT, measure=True, progress=progress
-    )
+        matrix, k=k, method=method, min_count=settings.RECS_MIN_COUNT, alpha=settings.RECS_COSINE_ALPHA,
+        measure=True, progress=progress,
+    )  # fmt: skip
     buyers = algorithms.popularity(matrix)
     best = _best_sellers(product_ids, buyers)
     rows, ranks = np.nonzero(topk.indices >= 0)

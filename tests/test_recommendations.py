@@ -60,6 +60,49 @@ def test_cosine_ranks_the_best_seller_close_behind_chance_pushes_it_far_down():
     assert 0 not in only.indices[1].tolist()
 
 
+def test_the_asymmetric_cosine_weighs_the_seeds_popularity_more_and_one_half_is_the_cosine():
+    plain = algorithms.related_items(baskets(SHOP), k=3, method="cosine")
+    half = algorithms.related_items(baskets(SHOP), k=3, method="cosine", alpha=0.5)
+    np.testing.assert_array_equal(plain.indices, half.indices)
+    np.testing.assert_allclose(plain.scores, half.scores, rtol=1e-6)
+    asym = algorithms.related_items(baskets(SHOP), k=3, method="cosine", alpha=0.7)
+    tent = dict(zip(asym.indices[1].tolist(), asym.scores[1].tolist(), strict=True))
+    best = dict(zip(asym.indices[0].tolist(), asym.scores[0].tolist(), strict=True))
+    # by hand: 3 customers bought the tent and the best seller, 3 bought the tent, 10 the best seller
+    assert tent[0] == pytest.approx(3 / (3**0.7 * 10**0.3), rel=1e-5)
+    assert best[1] == pytest.approx(3 / (10**0.7 * 3**0.3), rel=1e-5)
+    # the best seller as a seed adds less to a customer's sums than the tent does (an IDF-like damping), and
+    # less than under the plain cosine, where the pair scores the same both ways
+    assert best[1] < 0.65 * tent[0]  # (3 / 10) ** 0.4
+    assert best[1] < plain.scores[0, 0]
+    assert asym.indices[1].tolist()[:2] == [2, 0]  # the pegs stay first for the tent
+    with pytest.raises(ValueError, match="alpha"):
+        algorithms.related_items(baskets(SHOP), method="cosine", alpha=1.5)
+
+
+def test_products_with_fewer_buyers_than_min_count_are_dropped_without_changing_any_score():
+    """The columns of products bought by fewer than min_count customers are cut before the matrix product (the
+    build's speed with households as rows); the customers' sizes and the shares of the chance model still count
+    every purchase, so each pair kept scores exactly as without the cut."""
+    rng = np.random.default_rng(11)
+    rows = [sorted(set(rng.zipf(1.3, size=rng.integers(1, 12)) % 150)) for _ in range(300)]
+    matrix = baskets(rows, 150)
+    b = algorithms.binary(matrix)
+    co = (b.T @ b).toarray()
+    buyers = algorithms.popularity(matrix)
+    assert ((buyers > 0) & (buyers < 3)).sum() > 10, "enough rare products to be dropped"
+    for method in algorithms.METHODS:
+        every = algorithms.related_items(matrix, k=150, method=method, min_count=1, alpha=0.7)
+        cut = algorithms.related_items(matrix, k=150, method=method, min_count=3, alpha=0.7, block_nnz=2000)
+        for item in range(150):
+            expected = [(j, s) for j, s in zip(every.indices[item], every.scores[item], strict=True)
+                        if j >= 0 and co[item, j] >= 3]  # fmt: skip
+            got = [(j, s) for j, s in zip(cut.indices[item], cut.scores[item], strict=True) if j >= 0]
+            assert [j for j, _ in got] == [j for j, _ in expected], (method, item)
+            np.testing.assert_allclose([s for _, s in got], [s for _, s in expected], rtol=1e-5)
+        assert (cut.indices[buyers < 3] == -1).all()
+
+
 def test_an_item_is_never_its_own_relation_and_missing_slots_are_minus_one():
     topk = algorithms.related_items(baskets([[0, 1], [0, 1], [2]]), k=4, method="cosine")
     assert topk.indices.shape == (3, 4)
@@ -196,8 +239,10 @@ def _paid(order_id: int, user_id: int | None, *product_ids: int) -> None:
 
 @pytest.fixture
 def shop_ledger(settings):
-    """The SHOP baskets as paid orders of customers 1..10, products 100 + item; the best seller is 100."""
+    """The SHOP baskets as paid orders of customers 1..10, products 100 + item; the best seller is 100. Ten
+    customers are too few for the default RECS_MIN_COUNT (3): every pair co-bought once counts here."""
     settings.RECS_REBUILD_EVERY = 0
+    settings.RECS_MIN_COUNT = 1
     for customer, row in enumerate(SHOP, 1):
         _paid(customer, customer, *(100 + item for item in row))
 
@@ -220,7 +265,43 @@ def test_the_build_writes_related_products_and_best_sellers_and_reports(shop_led
     assert 101 not in services.related_products(product_id=101)
     assert services.best_sellers(category_id=None)[0] == 100
     state = BuildState.objects.get()
-    assert (state.pairs, state.paid_since_build, state.method) == (report.pairs, 0, "chance")
+    assert (state.pairs, state.paid_since_build, state.method) == (report.pairs, 0, "cosine")
+
+
+@pytest.mark.modules
+@pytest.mark.django_db(transaction=True)
+def test_the_default_build_is_the_evaluated_model_and_slots_rank_as_the_evaluation_does(settings):
+    """The defaults (asymmetric cosine, alpha 0.7, min count 3) are what the build stores, and summing the stored
+    scores of a customer's products (related_to_products, the slots) ranks as recs_evaluate's scorer does."""
+    import scipy.sparse as sp
+
+    from recommendations import build, evaluation, services
+    from recommendations.models import Related
+
+    settings.RECS_REBUILD_EVERY = 0
+    for customer, row in enumerate(SHOP, 1):
+        _paid(customer, customer, *(100 + item for item in row))
+    assert (settings.RECS_METHOD, settings.RECS_COSINE_ALPHA, settings.RECS_MIN_COUNT) == ("cosine", 0.7, 3)
+    services.recs_build()
+    assert services.related_products(product_id=101) == (102, 100)
+    assert services.related_products(product_id=103) == (100,)  # 103 and 104: one customer bought both
+    stored = dict(Related.objects.filter(product_id=101).values_list("related_id", "score"))
+    assert stored[100] == pytest.approx(3 / (3**0.7 * 10**0.3), rel=1e-5)
+
+    matrix, product_ids, _ = build.ledger_matrix()
+    top = algorithms.related_items(
+        matrix, k=settings.RECS_K, method=settings.RECS_METHOD, min_count=settings.RECS_MIN_COUNT,
+        alpha=settings.RECS_COSINE_ALPHA,
+    )  # fmt: skip
+    scorer = evaluation.item_to_item_scorer(
+        evaluation.related_matrix(top.indices, top.scores, matrix.shape[1]), algorithms.popularity(matrix)
+    )
+    seeds = [101, 103]
+    scores = scorer(sp.csr_matrix(np.isin(product_ids, seeds).astype(np.float32)[None, :]))[0]
+    ranked = [int(product_ids[i]) for i in np.argsort(-scores, kind="stable")
+              if scores[i] > 1e-3 and product_ids[i] not in seeds]  # fmt: skip
+    assert ranked == [100, 102]
+    assert list(services.related_to_products(product_ids=seeds)) == ranked
 
 
 @pytest.mark.modules
@@ -232,8 +313,8 @@ def test_related_to_products_sums_over_the_seeds_and_leaves_them_out(shop_ledger
     together = services.related_to_products(product_ids=[101, 103])
     assert 101 not in together
     assert 103 not in together
-    assert together[0] == 102
-    assert set(together) >= {100, 102, 104}
+    # the best seller is related to both seeds, its two scores summed (0.70 + 0.70) pass the pegs' 1.0
+    assert together == (100, 102, 104)
     assert services.related_to_products(product_ids=[]) == ()
 
 
@@ -367,7 +448,7 @@ def test_the_recs_build_command_prints_its_report_and_refuses_while_one_runs(sho
     out = capsys.readouterr()
     assert "recommendations built: 10 orders, 10 customers, 5 products" in out.out
     assert "MiB" in out.out
-    assert "related products (chance)" in out.err  # the progress bar
+    assert "related products (cosine)" in out.err  # the progress bar
     BuildState.objects.filter(pk=1).update(lease_until=timezone.now() + timedelta(minutes=5))
     with pytest.raises(CommandError, match="another build"):
         call_command("recs_build", "--no-progress")

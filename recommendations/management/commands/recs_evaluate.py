@@ -11,6 +11,7 @@ import time
 from datetime import UTC, datetime
 
 import numpy as np
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
@@ -71,14 +72,26 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser) -> None:
+        # The pair settings default to the shop's build settings (RECS_MIN_COUNT, RECS_COSINE_ALPHA, chosen on the
+        # validation split of completejourney, see the README) and the scoring defaults (no normalising, no
+        # half-life, no prior) are the shop's too: related_to_products sums the stored scores of the customer's
+        # products. So what the plain command measures is what the slots show.
+        min_count, alpha = settings.RECS_MIN_COUNT, settings.RECS_COSINE_ALPHA
         parser.add_argument("--dataset", choices=DATASETS, required=True, help="completejourney or shop")
         parser.add_argument("--k", type=int, default=10, help="length of each ranked list (default 10)")
         parser.add_argument("--neighbours", type=int, default=20, help="related items kept per item (default 20)")
         parser.add_argument(
             "--min-count",
             type=int,
-            default=1,
-            help="customers who must have bought both items for a pair to count (default 1)",
+            default=min_count,
+            help=f"customers who must have bought both items for a pair to count (default RECS_MIN_COUNT, {min_count})",
+        )
+        parser.add_argument(
+            "--alpha",
+            type=float,
+            default=alpha,
+            help="exponent of the asymmetric cosine, C / (n_seed^alpha n_candidate^(1 - alpha)); 0.5 is the plain "
+            f"cosine (default RECS_COSINE_ALPHA, {alpha})",
         )
         parser.add_argument(
             "--protocol",
@@ -127,6 +140,8 @@ class Command(BaseCommand):
             raise CommandError("--neighbours must be between 1 and 1000")
         if not 1 <= options["min_count"] <= 1000:
             raise CommandError("--min-count must be between 1 and 1000")
+        if not 0 <= options["alpha"] <= 1:
+            raise CommandError("--alpha must be between 0 and 1")
         if not 0 <= options["prior"] <= 100:
             raise CommandError("--prior must be between 0 (off) and 100")
         if not 0 <= options["half_life"] <= 10_000:
@@ -168,7 +183,7 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Every item of the training catalogue ranked (no sampled negatives); {exclusion}; related scores "
             f"summed over the customer's training items ({options['neighbours']} neighbours, min-count "
-            f"{options['min_count']}, normalise={options['normalise']}, half-life "
+            f"{options['min_count']}, cosine alpha {options['alpha']}, normalise={options['normalise']}, half-life "
             f"{options['half_life'] or 'off'}, popularity prior {options['prior'] or 'off'}), "
             "ties and empty places ordered by popularity. "
             f"Total {time.perf_counter() - started:.1f}s."
@@ -190,7 +205,12 @@ class Command(BaseCommand):
 
                 top, seconds = evaluation.timed(
                     lambda method=method, advance=advance: algorithms.related_items(
-                        split.train, k=neighbours, method=method, min_count=options["min_count"], progress=advance
+                        split.train,
+                        k=neighbours,
+                        method=method,
+                        min_count=options["min_count"],
+                        alpha=options["alpha"],
+                        progress=advance,
                     )
                 )
             related = evaluation.related_matrix(top.indices, top.scores, split.train.shape[1])
