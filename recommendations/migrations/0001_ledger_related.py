@@ -35,6 +35,7 @@ class Migration(migrations.Migration):
                 ('user_id', models.BigIntegerField(blank=True, null=True)),
                 ('customer_key', models.CharField(blank=True, help_text='"u<user id>" for a customer, "o<order id>" for a guest\'s basket.', max_length=40)),
                 ('product_ids', models.JSONField(blank=True, default=list)),
+                ('placed', models.BooleanField(default=False, help_text='OrderPlaced arrived (the basket is known).')),
                 ('status', models.CharField(choices=[('pending', 'Placed, not paid'), ('paid', 'Paid'), ('void', 'Cancelled or refunded')], default='pending', max_length=10)),
                 ('paid_at', models.DateTimeField(blank=True, null=True)),
                 ('updated_at', models.DateTimeField(default=django.utils.timezone.now)),
