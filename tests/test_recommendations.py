@@ -265,13 +265,13 @@ def test_the_build_writes_related_products_and_best_sellers_and_reports(shop_led
     assert 101 not in services.related_products(product_id=101)
     assert services.best_sellers(category_id=None)[0] == 100
     state = BuildState.objects.get()
-    assert (state.pairs, state.paid_since_build, state.method) == (report.pairs, 0, "cosine")
+    assert (state.pairs, state.paid_since_build, state.method) == (report.pairs, 0, "chance")
 
 
 @pytest.mark.modules
 @pytest.mark.django_db(transaction=True)
-def test_the_default_build_is_the_evaluated_model_and_slots_rank_as_the_evaluation_does(settings):
-    """The defaults (asymmetric cosine, alpha 0.7, min count 3) are what the build stores, and summing the stored
+def test_the_cosine_build_is_the_evaluated_model_and_slots_rank_as_the_evaluation_does(settings):
+    """RECS_METHOD=cosine (asymmetric, alpha 0.7, min count 3) is what the build stores, and summing the stored
     scores of a customer's products (related_to_products, the slots) ranks as recs_evaluate's scorer does."""
     import scipy.sparse as sp
 
@@ -281,7 +281,8 @@ def test_the_default_build_is_the_evaluated_model_and_slots_rank_as_the_evaluati
     settings.RECS_REBUILD_EVERY = 0
     for customer, row in enumerate(SHOP, 1):
         _paid(customer, customer, *(100 + item for item in row))
-    assert (settings.RECS_METHOD, settings.RECS_COSINE_ALPHA, settings.RECS_MIN_COUNT) == ("cosine", 0.7, 3)
+    assert (settings.RECS_COSINE_ALPHA, settings.RECS_MIN_COUNT) == (0.7, 3)
+    settings.RECS_METHOD = "cosine"
     services.recs_build()
     assert services.related_products(product_id=101) == (102, 100)
     assert services.related_products(product_id=103) == (100,)  # 103 and 104: one customer bought both
@@ -306,6 +307,25 @@ def test_the_default_build_is_the_evaluated_model_and_slots_rank_as_the_evaluati
 
 @pytest.mark.modules
 @pytest.mark.django_db(transaction=True)
+def test_by_default_a_best_seller_does_not_crowd_a_niche_products_list(settings):
+    """Smith and Linden's correction is the default: a tent's list starts with its pegs, not with the product
+    everybody buys, which the co-buyer count (and so the cosine) puts first."""
+    from recommendations import services
+
+    settings.RECS_REBUILD_EVERY = 0
+    for customer in range(1, 21):  # everyone buys 200; 1-6 a tent (201), 1-3 its pegs (202); the others a filler
+        extra = (201, 202) if customer <= 3 else (201,) if customer <= 6 else (203 + customer % 2,)
+        _paid(customer, customer, 200, *extra)
+    assert settings.RECS_METHOD == "chance"
+    services.recs_build()
+    assert services.related_products(product_id=201)[0] == 202
+    settings.RECS_METHOD = "cosine"
+    services.recs_build()
+    assert services.related_products(product_id=201)[0] == 200, "the contrast: the cosine leads with the best seller"
+
+
+@pytest.mark.modules
+@pytest.mark.django_db(transaction=True)
 def test_related_to_products_sums_over_the_seeds_and_leaves_them_out(shop_ledger):
     from recommendations import services
 
@@ -313,8 +333,9 @@ def test_related_to_products_sums_over_the_seeds_and_leaves_them_out(shop_ledger
     together = services.related_to_products(product_ids=[101, 103])
     assert 101 not in together
     assert 103 not in together
-    # the best seller is related to both seeds, its two scores summed (0.70 + 0.70) pass the pegs' 1.0
-    assert together == (100, 102, 104)
+    # the pegs are bought with the tent far more often than chance predicts; the best seller, bought by everyone,
+    # is related to both seeds a little, its two scores summed
+    assert together == (102, 100, 104)
     assert services.related_to_products(product_ids=[]) == ()
 
 
@@ -448,7 +469,7 @@ def test_the_recs_build_command_prints_its_report_and_refuses_while_one_runs(sho
     out = capsys.readouterr()
     assert "recommendations built: 10 orders, 10 customers, 5 products" in out.out
     assert "MiB" in out.out
-    assert "related products (cosine)" in out.err  # the progress bar
+    assert "related products (chance)" in out.err  # the progress bar
     BuildState.objects.filter(pk=1).update(lease_until=timezone.now() + timedelta(minutes=5))
     with pytest.raises(CommandError, match="another build"):
         call_command("recs_build", "--no-progress")
