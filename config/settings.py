@@ -268,6 +268,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "recommendations.nightly_build",
         "schedule": crontab(hour=env_int("RECS_BUILD_HOUR", 3), minute=0),
     },
+    "recommendations-rebuild-if-due": {
+        "task": "recommendations.rebuild_if_due",
+        "schedule": max(env_int("RECS_REBUILD_MIN_SECONDS", 15 * 60), 60),
+    },
 }
 
 # ---------------------------------------------------------------- recommendations
@@ -286,6 +290,8 @@ if not 0 <= RECS_COSINE_ALPHA <= 1:
 RECS_K = env_int("RECS_K", 20)
 RECS_MIN_COUNT = env_int("RECS_MIN_COUNT", 3)  # customers who bought both, at least, for a pair to be related
 RECS_REBUILD_EVERY = env_int("RECS_REBUILD_EVERY", 100)
+# ...but not sooner than this after the last build (a build reads the whole ledger); beat asks again this often.
+RECS_REBUILD_MIN_SECONDS = env_int("RECS_REBUILD_MIN_SECONDS", 15 * 60)
 RECS_BUILD_LEASE_SECONDS = env_int("RECS_BUILD_LEASE_SECONDS", 60 * 60)
 
 # ---------------------------------------------------------------- events (kernel.bus)

@@ -36,6 +36,17 @@ def _locked(order_id: int, alias: str) -> LedgerOrder:
     return LedgerOrder.objects.using(alias).select_for_update().get(order_id=order_id)
 
 
+def rebuild_due(*, paid_since_build: int, built_at: datetime | None, now: datetime | None = None) -> bool:
+    """A rebuild is due after RECS_REBUILD_EVERY paid orders, but not sooner than RECS_REBUILD_MIN_SECONDS after
+    the last build: a build reads the whole ledger, so under a rush of orders rebuilding every N orders would cost
+    more and more as the ledger grows."""
+    every = settings.RECS_REBUILD_EVERY
+    if every <= 0 or paid_since_build < every:
+        return False
+    now = now or timezone.now()
+    return built_at is None or (now - built_at).total_seconds() >= settings.RECS_REBUILD_MIN_SECONDS
+
+
 def _count_paid(alias: str) -> int:
     """One more paid order since the last build; returns how many there are now (one statement once the row
     exists: UPDATE ... RETURNING, on PostgreSQL and SQLite alike)."""
@@ -75,8 +86,11 @@ def order_paid(
             for p in row.product_ids
         ]
         Purchase.objects.using(alias).bulk_create(purchases, ignore_conflicts=True)
-        every = settings.RECS_REBUILD_EVERY
-        if _count_paid(alias) >= every > 0:
+        paid_since_build = _count_paid(alias)
+        if paid_since_build >= settings.RECS_REBUILD_EVERY > 0 and rebuild_due(
+            paid_since_build=paid_since_build,
+            built_at=BuildState.objects.using(alias).values_list("built_at", flat=True).get(pk=1),
+        ):
             from recommendations.tasks import rebuild_if_due
 
             transaction.on_commit(rebuild_if_due.delay, using=alias)

@@ -449,10 +449,34 @@ def test_a_rebuild_follows_every_n_paid_orders(settings):
     assert BuildState.objects.get().paid_since_build == 1
 
 
+@pytest.mark.modules
+@pytest.mark.django_db(transaction=True)
+def test_a_rush_of_orders_rebuilds_at_most_once_per_interval(settings):
+    from datetime import timedelta
+
+    from recommendations import tasks
+    from recommendations.models import BuildState
+
+    settings.RECS_REBUILD_EVERY = 2
+    settings.RECS_REBUILD_MIN_SECONDS = 900
+    _publish(_paid_event(1, 1, (1, 2)), _paid_event(2, 2, (1, 2)))
+    first = BuildState.objects.get()
+    assert (first.orders, first.paid_since_build) == (2, 0), "the first build comes at once"
+    _publish(_paid_event(3, 3, (1, 2)), _paid_event(4, 4, (1, 2)), _paid_event(5, 5, (1, 3)))
+    assert BuildState.objects.get().orders == 2, "due by count, but the last build is too recent"
+    assert tasks.rebuild_if_due() == "not due"
+    BuildState.objects.update(built_at=first.built_at - timedelta(seconds=901))
+    assert tasks.rebuild_if_due() != "not due", "beat's next call builds the orders held back"
+    assert BuildState.objects.get().orders == 5
+
+
 def test_the_nightly_build_is_scheduled(settings):
     entry = settings.CELERY_BEAT_SCHEDULE["recommendations-nightly-build"]
     assert entry["task"] == "recommendations.nightly_build"
     assert entry["schedule"].hour == {3}
+    retry = settings.CELERY_BEAT_SCHEDULE["recommendations-rebuild-if-due"]
+    assert retry["task"] == "recommendations.rebuild_if_due"
+    assert retry["schedule"] == settings.RECS_REBUILD_MIN_SECONDS
 
 
 @pytest.mark.modules
