@@ -265,24 +265,25 @@ def products_newest(*, limit: int = 8) -> tuple[ProductCard, ...]:
     return tuple(_card(r) for r in rows)
 
 
-def products_cards(*, product_ids: Iterable[int]) -> tuple[ProductCard, ...]:
-    """Cards of these products, in the order given, active ones only (unknown ids are left out), each with the
-    variant a one-click "Add" would put in the cart (add_variant_id: the first active variant in stock, None when
-    sold out). One query, however many products: recommendation slots and the like."""
+def products_cards(*, product_ids: Iterable[int], add_variant: bool = False) -> tuple[ProductCard, ...]:
+    """Cards of these products, in the order given, active ones only (unknown ids are left out). One query,
+    however many products: recommendation slots and the like. add_variant: also the variant a one-click "Add"
+    puts in the cart (add_variant_id: the first active variant in stock, None when sold out), a subquery per
+    product that only a slot with an "Add" button needs; without it add_variant_id is None and in_stock (kept
+    from the stock by the read model) says whether the product can be bought."""
     wanted = list(dict.fromkeys(product_ids))
     if not wanted:
         return ()
-    first_in_stock = (
-        Variant.objects.filter(product=OuterRef("pk"), is_active=True, stock__on_hand__gt=F("stock__reserved"))
-        .order_by("position", "id")
-        .values("pk")[:1]
-    )
-    rows = (
-        Product.objects.filter(pk__in=wanted, is_active=True)
-        .order_by()
-        .annotate(add_variant_id=Subquery(first_in_stock))
-        .values(*_CARD_FIELDS, "add_variant_id")
-    )
+    rows = Product.objects.filter(pk__in=wanted, is_active=True).order_by()
+    if add_variant:
+        first_in_stock = (
+            Variant.objects.filter(product=OuterRef("pk"), is_active=True, stock__on_hand__gt=F("stock__reserved"))
+            .order_by("position", "id")
+            .values("pk")[:1]
+        )
+        rows = rows.annotate(add_variant_id=Subquery(first_in_stock)).values(*_CARD_FIELDS, "add_variant_id")
+    else:
+        rows = rows.values(*_CARD_FIELDS)
     by_id = {row["id"]: _card(row) for row in rows}
     return tuple(by_id[pk] for pk in wanted if pk in by_id)
 

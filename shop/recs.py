@@ -83,18 +83,22 @@ def _best_sellers(category_id: int | None) -> tuple[int, ...]:
 # ---- cards
 
 
-def _cards(candidates: Sequence[int], *, exclude: Iterable[int] = ()) -> tuple[ProductCard, ...]:
-    """The first SLOT_SIZE candidates that can be bought now and are not excluded: one catalog read."""
+def _cards(
+    candidates: Sequence[int], *, exclude: Iterable[int] = (), one_click: bool = False
+) -> tuple[ProductCard, ...]:
+    """The first SLOT_SIZE candidates that can be bought now and are not excluded: one catalog read. one_click:
+    each card with the variant its "Add" button puts in the cart (only the cart's slot has the button)."""
     excluded = set(exclude)
     wanted = [pk for pk in dict.fromkeys(candidates) if pk not in excluded]
     if not wanted:
         return ()
     try:
-        cards = products_cards(product_ids=wanted)
+        cards = products_cards(product_ids=wanted, add_variant=one_click)
     except Exception:  # a slot never takes the page down with it
         logger.warning("catalog cards unavailable; slot left out", exc_info=True)
         return ()
-    return tuple(card for card in cards if card.add_variant_id is not None)[:SLOT_SIZE]
+    buyable = (c for c in cards if (c.add_variant_id is not None if one_click else c.in_stock))
+    return tuple(buyable)[:SLOT_SIZE]
 
 
 def also_bought(*, product_id: int, category_id: int | None, cart_product_ids: Iterable[int] = ()) -> Slot | None:
@@ -119,7 +123,7 @@ def bought_together(*, cart_product_ids: Sequence[int]) -> Slot | None:
         f"together:{seeds}",
         lambda: recs.related_to_products(product_ids=sorted(set(cart_product_ids)), limit=SLOT_SIZE),
     )
-    cards = _cards(related + _best_sellers(None), exclude=cart_product_ids)
+    cards = _cards(related + _best_sellers(None), exclude=cart_product_ids, one_click=True)
     if not cards:
         return None
     learned = set(related)
