@@ -47,16 +47,29 @@ def rebuild_due(*, paid_since_build: int, built_at: datetime | None, now: dateti
     return built_at is None or (now - built_at).total_seconds() >= settings.RECS_REBUILD_MIN_SECONDS
 
 
+def _can_return(connection) -> bool:
+    """UPDATE ... RETURNING: PostgreSQL, and SQLite from 3.35 (what Django reports for INSERT ... RETURNING)."""
+    return bool(connection.features.can_return_columns_from_insert)
+
+
 def _count_paid(alias: str) -> int:
-    """One more paid order since the last build; returns how many there are now (one statement once the row
-    exists: UPDATE ... RETURNING, on PostgreSQL and SQLite alike)."""
-    table = connections[alias].ops.quote_name(BuildState._meta.db_table)  # the model's own name, not input
-    sql = f"UPDATE {table} SET paid_since_build = paid_since_build + 1 WHERE id = 1 RETURNING paid_since_build"  # noqa: S608
-    with connections[alias].cursor() as cursor:
-        cursor.execute(sql)
-        row = cursor.fetchone()
-    if row is not None:
-        return int(row[0])
+    """One more paid order since the last build; returns how many there are now: one statement once the row
+    exists (UPDATE ... RETURNING on PostgreSQL and SQLite 3.35+; an UPDATE and a read on an older SQLite)."""
+    connection = connections[alias]
+    table = connection.ops.quote_name(BuildState._meta.db_table)  # the model's own name, not input
+    sql = f"UPDATE {table} SET paid_since_build = paid_since_build + 1 WHERE id = 1"  # noqa: S608
+    if _can_return(connection):
+        with connection.cursor() as cursor:
+            cursor.execute(sql + " RETURNING paid_since_build")
+            row = cursor.fetchone()
+        if row is not None:
+            return int(row[0])
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(sql)
+            updated = cursor.rowcount
+        if updated:
+            return BuildState.objects.using(alias).values_list("paid_since_build", flat=True).get(pk=1)
     BuildState.objects.using(alias).get_or_create(pk=1)  # the first paid order of a new shop
     return _count_paid(alias)
 

@@ -451,6 +451,19 @@ def test_a_rebuild_follows_every_n_paid_orders(settings):
 
 @pytest.mark.modules
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("returning", [True, False], ids=["update-returning", "older-sqlite"])
+def test_the_paid_orders_counter_counts_with_and_without_returning(settings, monkeypatch, returning):
+    from recommendations import ledger
+    from recommendations.models import BuildState
+
+    monkeypatch.setattr(ledger, "_can_return", lambda connection: returning)
+    settings.RECS_REBUILD_EVERY = 0
+    _publish(_paid_event(1, 1, (1, 2)), _paid_event(2, 2, (1, 3)), _paid_event(3, None, (4,)))
+    assert BuildState.objects.get().paid_since_build == 3
+
+
+@pytest.mark.modules
+@pytest.mark.django_db(transaction=True)
 def test_a_rush_of_orders_rebuilds_at_most_once_per_interval(settings):
     from datetime import timedelta
 
