@@ -32,7 +32,8 @@ from kernel.money import round_money
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 BATCH = 500  # products per transaction through refresh_products (the reference path)
 BULK_CHUNK = 5000  # products per transaction on the bulk path
-BULK_ROWS = 5000  # rows per INSERT on the bulk path
+BULK_ROWS = 5000  # rows per INSERT on the bulk path, fewer for wide tables (see _rows_per_insert)
+MAX_PARAMETERS = 65535  # what PostgreSQL's protocol (and psycopg) allows in one statement
 
 COLOURS = COLOUR_RGB  # the pool pictures are drawn in the colours of the swatches
 
@@ -355,7 +356,7 @@ def seed_products(
 ) -> SeedResult:
     """Make sure demo products 0 .. products-1 of this seed exist. Idempotent.
 
-    bulk (the default) writes each chunk of BULK_CHUNK products with one INSERT per table and BULK_ROWS rows, the
+    bulk (the default) writes each chunk of BULK_CHUNK products in INSERTs of up to BULK_ROWS rows a table, the
     listing fields computed in memory by catalog.projection.project before the rows are written, and the search
     index by one UPDATE per chunk. bulk=False writes batches of BATCH products and lets refresh_products read them
     back and compute the same fields (about 130 products/s); it is the reference the bulk path is tested against.
@@ -439,6 +440,11 @@ def _pictures(product: Product, kind_name: str, colours: list[str], images: dict
     return pictures
 
 
+def _rows_per_insert(model) -> int:
+    """BULK_ROWS, or fewer when a statement of that many rows would pass the protocol's parameter limit."""
+    return max(1, min(BULK_ROWS, MAX_PARAMETERS // len(model._meta.concrete_fields)))
+
+
 @atomic(module="catalog")
 def _create_chunk_bulk(
     numbers: list[int],
@@ -457,7 +463,7 @@ def _create_chunk_bulk(
         pictures = _pictures(product, kind_of[product.category_id], colours, images)
         _, pairs = project(product=product, variants=variants, available=levels, images=pictures)
         built.append((product, variants, levels, pictures, pairs))
-    Product.objects.bulk_create([b[0] for b in built], batch_size=BULK_ROWS)
+    Product.objects.bulk_create([b[0] for b in built], batch_size=_rows_per_insert(Product))
     variants, stock, pictures, options = [], [], [], []
     for product, own, levels, own_pictures, pairs in built:
         for v in own:
@@ -468,12 +474,13 @@ def _create_chunk_bulk(
             picture.product = product
         pictures.extend(own_pictures)
         options.extend(ProductOptionValue(product_id=product.pk, key=k, name=n, value=v) for k, n, v in pairs)
-    Variant.objects.bulk_create(variants, batch_size=BULK_ROWS)
+    Variant.objects.bulk_create(variants, batch_size=_rows_per_insert(Variant))
     StockItem.objects.bulk_create(
-        [StockItem(variant=v, on_hand=n) for v, n in zip(variants, stock, strict=True)], batch_size=BULK_ROWS
+        [StockItem(variant=v, on_hand=n) for v, n in zip(variants, stock, strict=True)],
+        batch_size=_rows_per_insert(StockItem),
     )
-    ProductImage.objects.bulk_create(pictures, batch_size=BULK_ROWS)
-    ProductOptionValue.objects.bulk_create(options, batch_size=BULK_ROWS)
+    ProductImage.objects.bulk_create(pictures, batch_size=_rows_per_insert(ProductImage))
+    ProductOptionValue.objects.bulk_create(options, batch_size=_rows_per_insert(ProductOptionValue))
     search.update_index(Product, [b[0].pk for b in built])
 
 

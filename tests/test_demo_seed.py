@@ -27,14 +27,21 @@ def catalog_rows() -> dict[str, list[tuple]]:
         for f in Product._meta.concrete_fields
         if f.attname not in ("id", "updated_at", "brand_id", "category_id", "search_vector")
     ]
+    if connection.vendor == "postgresql":
+        index = "SELECT p.slug, p.search_vector::text FROM catalog_product p"
+    else:  # the FTS5 rows, by product
+        index = (
+            "SELECT p.slug, f.title, f.brand, f.description"
+            " FROM catalog_product_fts f JOIN catalog_product p ON p.id = f.rowid"
+        )
     with connection.cursor() as cursor:
-        cursor.execute("SELECT slug, search_vector::text FROM catalog_product")
+        cursor.execute(index)
         vectors = sorted(cursor.fetchall())
     return {
         "categories": _rows(Category.objects, "slug", "name", "parent__slug", "description", "position", "is_active"),
         "brands": _rows(Brand.objects, "slug", "name"),
         "products": _rows(Product.objects, *product_fields, "brand__slug", "category__slug"),
-        "search vectors": vectors,
+        "search index": vectors,
         "variants": _rows(Variant.objects, "product__slug", *VARIANT_FIELDS),
         "stock": _rows(StockItem.objects, "variant__sku", "on_hand", "reserved"),
         "images": _rows(
