@@ -300,8 +300,8 @@ def main() -> None:
     for page in pages:
         row = [get("cached", big_name, page)] + [get("uncached", n, page) for n in sizes]
         print(f"{page:<10}" + "".join(f"{cell(r):>20}" for r in row))
-    print(f"{'healthz':<10}" + "".join(f"{get(c, n, 'healthz').rps:>13.0f} req/s" for c, n in
-                                        [("cached", big_name)] + [("uncached", n) for n in sizes]))  # fmt: skip
+    runs = [("cached", big_name)] + [("uncached", n) for n in sizes]
+    print(f"{'healthz':<10}" + "".join(f"{get(c, n, 'healthz').rps:>7.0f} req/s{'':7}" for c, n in runs))
 
     print("\ntargets (catalog issue), as shipped (cached):")
     checks = []
@@ -319,7 +319,7 @@ def main() -> None:
             checks.append(growth <= 1.3)
         verdict = ("  (target <= 1.3x)  " + ("ok" if growth <= 1.3 else "MISSED")) if config == "cached" else ""
         print(f"  category cost {big_name} / {small_name} ({config}): {growth:.2f}x{verdict}")
-    for page in ("category", "search"):
+    for page in ("category", "search") if sizes[-1] != big_name else ("search",):
         # the cost of a request (1 / its share of /healthz) on the largest catalog over the 1k one, uncached
         growth = get("uncached", small_name, page).ratio / get("uncached", sizes[-1], page).ratio
         print(f"  {page} cost {sizes[-1]} / {small_name} (uncached): {growth:.2f}x")
