@@ -466,17 +466,15 @@ def _create_chunk_bulk(
     Product.objects.bulk_create([b[0] for b in built], batch_size=_rows_per_insert(Product))
     variants, stock, pictures, options = [], [], [], []
     for product, own, levels, own_pictures, pairs in built:
-        for v in own:
-            v.product = product
+        for v in own:  # ids, not instances: a related object's assignment asks the router each time
+            v.product_id = product.pk
         variants.extend(own)
         stock.extend(levels)
-        for picture in own_pictures:
-            picture.product = product
-        pictures.extend(own_pictures)
+        pictures.extend(own_pictures)  # they hold the product, saved now: bulk_create takes its id
         options.extend(ProductOptionValue(product_id=product.pk, key=k, name=n, value=v) for k, n, v in pairs)
     Variant.objects.bulk_create(variants, batch_size=_rows_per_insert(Variant))
     StockItem.objects.bulk_create(
-        [StockItem(variant=v, on_hand=n) for v, n in zip(variants, stock, strict=True)],
+        [StockItem(variant_id=v.pk, on_hand=n) for v, n in zip(variants, stock, strict=True)],
         batch_size=_rows_per_insert(StockItem),
     )
     ProductImage.objects.bulk_create(pictures, batch_size=_rows_per_insert(ProductImage))
