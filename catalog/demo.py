@@ -4,7 +4,7 @@ Product number i is built from its own random generator seeded with (seed, i), s
 same catalog, and seeding 20,000 after 1,000 only adds the 19,000 missing ones. Images come from a pool drawn
 with Pillow (one per kind of product and colour) and shared by the products that look alike. The rows are written
 in bulk (thousands a statement), with what listings show computed by catalog.projection.project, as refresh_products
-computes it: 100,000 products in about 3.5 minutes on PostgreSQL.
+computes it: 100,000 products in about 3 minutes on PostgreSQL.
 """
 
 from __future__ import annotations
