@@ -5,7 +5,7 @@ colour), recomputed from variants, stock and images; and image renditions. Priva
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from django.conf import settings
 from django.db import transaction
@@ -68,12 +68,9 @@ def refresh_products(
     variants: dict[int, list[Variant]] = defaultdict(list)
     for v in Variant.objects.filter(product_id__in=ids, is_active=True).select_related("stock"):
         variants[v.product_id].append(v)
-    first_image: dict[int, ProductImage] = {}
-    colour_image: dict[tuple[int, str], ProductImage] = {}
+    images: dict[int, list[ProductImage]] = defaultdict(list)
     for image in ProductImage.objects.filter(product_id__in=ids).order_by("product_id", "position", "id"):
-        first_image.setdefault(image.product_id, image)
-        if image.colour:
-            colour_image.setdefault((image.product_id, image.colour.lower()), image)
+        images[image.product_id].append(image)
 
     # every variant has a stock row (new variants from the admin start at zero)
     StockItem.objects.bulk_create(
@@ -86,30 +83,10 @@ def refresh_products(
     for pk, product in products.items():
         product.updated_at = now
         own = variants.get(pk, [])
-        prices = [v.price for v in own]
-        product.brand_name = product.brand.name if product.brand else ""
-        product.min_price = min(prices) if prices else None
-        product.max_price = max(prices) if prices else None
-        compare = [v.compare_at_price for v in own if v.compare_at_price]
-        product.compare_at_price = max(compare) if compare else None
-        product.currency = own[0].currency if own else settings.SHOP_CURRENCY
-        product.in_stock = any(getattr(v, "stock", None) is not None and v.stock.available > 0 for v in own)
-        image = first_image.get(pk)
-        product.listing_image = (image.listing or image.image.name) if image else ""
-        for v in own:  # the cart shows the picture of the line's colour
-            picture = colour_image.get((pk, colour_of(v.options).lower()), image)
-            name = (picture.listing or picture.image.name) if picture else ""
-            if v.listing_image != name:
-                v.listing_image = name
-                pictured.append(v)
-        product.listing_image_alt = image.alt_text if image else ""
-        seen: set[tuple[str, str]] = set()
-        for v in own:
-            for name, value in (v.options or {}).items():
-                pair = (option_key(str(name)), str(value))
-                if pair not in seen:
-                    seen.add(pair)
-                    options.append(ProductOptionValue(product_id=pk, key=pair[0], name=str(name), value=pair[1]))
+        available = [v.stock.available if getattr(v, "stock", None) is not None else None for v in own]
+        changed, pairs = project(product=product, variants=own, available=available, images=images.get(pk, []))
+        pictured.extend(changed)
+        options.extend(ProductOptionValue(product_id=pk, key=k, name=n, value=v) for k, n, v in pairs)
 
     Product.objects.bulk_update(products.values(), (*LISTING_FIELDS, "updated_at"), batch_size=500)
     if pictured:
@@ -125,6 +102,47 @@ def refresh_products(
             changed = listing_changed if listing_changed is not None else before[pk] != _listing_fields(product)
             publish(ProductChanged(product_id=pk, slug=product.slug, listing_changed=changed))
     return len(products)
+
+
+def project(
+    *, product: Product, variants: Sequence[Variant], available: Sequence[int | None], images: Sequence[ProductImage]
+) -> tuple[list[Variant], list[tuple[str, str, str]]]:
+    """The read model of one product, from its active variants (in position order), their available stock (None:
+    no stock row) and its images (in position order): sets the product's listing fields (not updated_at) and each
+    variant's listing_image, and returns the variants whose picture changed and the product's option values
+    (key, name, value). No query: refresh_products and the demo catalog's bulk seed share it, so the two agree.
+    """
+    first = images[0] if images else None
+    by_colour: dict[str, ProductImage] = {}
+    for image in images:
+        if image.colour:
+            by_colour.setdefault(image.colour.lower(), image)
+    prices = [v.price for v in variants]
+    product.brand_name = product.brand.name if product.brand else ""
+    product.min_price = min(prices) if prices else None
+    product.max_price = max(prices) if prices else None
+    compare = [v.compare_at_price for v in variants if v.compare_at_price]
+    product.compare_at_price = max(compare) if compare else None
+    product.currency = variants[0].currency if variants else settings.SHOP_CURRENCY
+    product.in_stock = any(level is not None and level > 0 for level in available)
+    product.listing_image = (first.listing or first.image.name) if first else ""
+    product.listing_image_alt = first.alt_text if first else ""
+    pictured = []
+    for v in variants:  # the cart shows the picture of the line's colour
+        picture = by_colour.get(colour_of(v.options).lower(), first)
+        name = (picture.listing or picture.image.name) if picture else ""
+        if v.listing_image != name:
+            v.listing_image = name
+            pictured.append(v)
+    seen: set[tuple[str, str]] = set()
+    pairs: list[tuple[str, str, str]] = []
+    for v in variants:
+        for name, value in (v.options or {}).items():
+            pair = (option_key(str(name)), str(value))
+            if pair not in seen:
+                seen.add(pair)
+                pairs.append((pair[0], str(name), pair[1]))
+    return pictured, pairs
 
 
 def images_render(*, product_id: int) -> int:
