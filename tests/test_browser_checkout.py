@@ -14,6 +14,19 @@ from tests.factories import DEFAULT_PASSWORD, UserFactory, make_category, make_p
 pytestmark = [pytest.mark.modules, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
+def _sign_in_and_add(page, live_server, product) -> None:
+    """Ada signs in and puts one of the product in her cart from its page."""
+    from playwright.sync_api import expect
+
+    page.goto(live_server.url + "/account/login/")
+    page.get_by_label("Email address").fill("ada@example.com")
+    page.get_by_label("Password").fill(DEFAULT_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.goto(f"{live_server.url}/p/{product.slug}/")
+    page.get_by_role("button", name="Add to cart").click()
+    expect(page.locator(".add-status")).to_contain_text("to your cart")
+
+
 @pytest.mark.parametrize("viewport", ["desktop", "phone"])
 def test_signed_in_customer_checks_out_with_express_delivery_and_a_billing_address(
     live_server, page, artifacts, viewport
@@ -27,13 +40,7 @@ def test_signed_in_customer_checks_out_with_express_delivery_and_a_billing_addre
     size = DESKTOP if viewport == "desktop" else PHONE
     page.set_viewport_size(size)
 
-    page.goto(live_server.url + "/account/login/")
-    page.get_by_label("Email address").fill("ada@example.com")
-    page.get_by_label("Password").fill(DEFAULT_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.goto(f"{live_server.url}/p/{lamp.slug}/")
-    page.get_by_role("button", name="Add to cart").click()
-    expect(page.locator(".add-status")).to_contain_text("to your cart")
+    _sign_in_and_add(page, live_server, lamp)
 
     page.goto(live_server.url + "/cart/")
     summary = page.get_by_role("complementary", name="Summary")
@@ -125,13 +132,7 @@ def test_a_customer_with_saved_addresses_sees_the_new_address_fields_only_when_a
                           city="Vienna", country="AT")  # fmt: skip
     address_set_default(user_id=user.pk, address_id=office.id, shipping=True)
     page.set_viewport_size(PHONE)
-    page.goto(live_server.url + "/account/login/")
-    page.get_by_label("Email address").fill("ada@example.com")
-    page.get_by_label("Password").fill(DEFAULT_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.goto(f"{live_server.url}/p/{lamp.slug}/")
-    page.get_by_role("button", name="Add to cart").click()
-    expect(page.locator(".add-status")).to_contain_text("to your cart")
+    _sign_in_and_add(page, live_server, lamp)
 
     page.goto(live_server.url + "/cart/")
     expect(page.locator("[data-cart-delivery]")).to_have_text("Free")
