@@ -22,6 +22,7 @@ import re
 import secrets
 import sys
 import time
+from http.cookies import SimpleCookie
 from pathlib import Path
 
 sys.path.insert(0, os.getcwd())
@@ -37,6 +38,7 @@ os.environ.update(
     PAYMENTS_TEST_GATEWAY_ENABLED="1",
     EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
     VAR_DIR=str(Path(os.getcwd()) / "var" / "bench"),
+    RECS_REBUILD_EVERY="0",  # the recommendations' rebuild is a job of its own, not part of a purchase
 )
 os.environ.pop("REDIS_URL", None)
 os.environ.pop("CELERY_BROKER_URL", None)
@@ -69,8 +71,12 @@ def pick_product() -> tuple[int, str]:
     return variant_id, slug
 
 
+CLIENT = Client()  # one handler for all purchases, as a server has: a new Client loads the middleware again
+
+
 def purchase(variant_id: int, slug: str) -> None:
-    client = Client()
+    client = CLIENT
+    client.cookies = SimpleCookie()  # a new customer: no session, no cart
     assert client.get(f"/p/{slug}/").status_code == 200
     client.post("/cart/add", {"variant": variant_id, "quantity": "1"})
     assert client.post("/checkout/", DETAILS).status_code == 302

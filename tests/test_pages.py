@@ -65,3 +65,44 @@ def test_robots_txt_keeps_crawlers_out_of_admin_and_api(client):
     body = client.get("/robots.txt").content.decode()
     assert "Disallow: /admin/" in body
     assert "Disallow: /api/" in body
+
+
+def _category_bar(html: str) -> str:
+    return html.split('aria-label="Categories"', 1)[1].split("</nav>", 1)[0]
+
+
+def test_the_frame_every_page_shares_follows_the_categories_the_shop_name_and_the_year(client, settings):
+    """The header's category bar and the footer are rendered once per process (shop.chrome), not per request:
+    a new, renamed or hidden category, another shop name or a new year still shows on the very next page."""
+    from catalog.services import category_create, category_update
+
+    settings.DEBUG = False  # the shared parts are kept only with DEBUG off
+    garden = category_create(name="Garden")
+    html = client.get("/").content.decode()
+    assert 'href="/c/garden/">Garden</a>' in _category_bar(html)
+    assert 'href="/pages/delivery/">Delivery</a>' in html
+    assert 'href="/pages/contact/">Contact</a>' in html
+    assert client.get("/cart/").content.decode().count('href="/c/garden/"') == 2, "on the bar and in its menu"
+
+    category_update(category_id=garden.id, name="Garden & Patio")
+    assert 'href="/c/garden/">Garden &amp; Patio</a>' in _category_bar(client.get("/").content.decode())
+    category_create(name="Books")
+    assert 'href="/c/books/">Books</a>' in _category_bar(client.get("/").content.decode())
+    category_update(category_id=garden.id, is_active=False)
+    assert "/c/garden/" not in client.get("/").content.decode()
+
+    settings.SHOP_NAME = "Corner Shop"
+    assert "Corner Shop</p>" in client.get("/").content.decode()
+
+
+def test_the_frame_shows_the_year_it_is(client, settings, monkeypatch):
+    import datetime
+
+    from django.utils import timezone
+
+    settings.DEBUG = False
+    client.get("/")
+    real = timezone.localdate
+    monkeypatch.setattr(timezone, "localdate", lambda *a, **k: real(*a, **k).replace(year=2031))
+    assert f"&copy; 2031 {settings.SHOP_NAME}" in client.get("/").content.decode()
+    assert datetime.date.today().year != 2031
