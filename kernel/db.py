@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import NotSupportedError, connections, transaction
 from django.db.models import Field, Model, QuerySet
 
 KERNEL = "kernel"
@@ -119,24 +119,38 @@ def unique(queryset: QuerySet) -> Any:
         return None
 
 
-_insert_statements: dict[tuple[type[Model], str, tuple[str, ...], int], tuple[str, list[Field]]] = {}
+_insert_statements: dict[tuple[Any, ...], tuple[str, list[Field]]] = {}
 
 
-def insert_rows(model: type[Model], rows: list[dict[str, Any]], *, using: str) -> None:
+def insert_rows(
+    model: type[Model],
+    rows: list[dict[str, Any]],
+    *,
+    using: str,
+    ignore_conflicts: bool = False,
+    returning: str | None = None,
+) -> list[Any] | None:
     """INSERT rows of `model` (dicts with the same field names): one statement whose text is built once per
     model, database, set of fields and number of rows; no model instances and no save signals.
 
-    For append-only rows written on every hot path (the outbox). Each value is converted by its field, as the ORM
-    would; defaults are not applied, so give every column that has no database default. bulk_create says the same
-    in one statement but compiles it anew each time: 171 against 74 microseconds a row here (SQLite, measured),
-    more than the insert itself, on every event of every purchase.
+    For rows written on every hot path (the outbox, the recommendations' ledger). Each value is converted by its
+    field, as the ORM would; defaults are not applied, so give every column that has no database default. bulk_create
+    says the same in one statement but compiles it anew each time: 171 against 74 microseconds a row here (SQLite,
+    measured), more than the insert itself, on every event of every purchase.
+
+    ignore_conflicts: a row that would break a unique constraint is left out (ON CONFLICT DO NOTHING, PostgreSQL
+    and SQLite alike). returning: a column to return for each row inserted (rows left out return nothing); only
+    where the database has INSERT ... RETURNING (connection.features.can_return_columns_from_insert), else
+    NotSupportedError.
     """
     if not rows:
-        return
+        return [] if returning else None
     names = tuple(rows[0])
-    key = (model, using, names, len(rows))
+    key = (model, using, names, len(rows), ignore_conflicts, returning)
     statement = _insert_statements.get(key)
     connection = connections[using]
+    if returning and not connection.features.can_return_columns_from_insert:
+        raise NotSupportedError(f"{connection.display_name} here has no INSERT ... RETURNING")
     if statement is None:
         fields = [model._meta.get_field(name) for name in names]
         quote = connection.ops.quote_name
@@ -144,11 +158,16 @@ def insert_rows(model: type[Model], rows: list[dict[str, Any]], *, using: str) -
         row = "(" + ", ".join(["%s"] * len(fields)) + ")"
         values = ", ".join([row] * len(rows))
         sql = f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES {values}"  # noqa: S608 (names only)
+        if ignore_conflicts:
+            sql += " ON CONFLICT DO NOTHING"
+        if returning:
+            sql += f" RETURNING {quote(model._meta.get_field(returning).column)}"
         statement = _insert_statements[key] = (sql, fields)
     sql, fields = statement
     params = [field.get_db_prep_save(row[field.name], connection) for row in rows for field in fields]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
+        return [found for (found,) in cursor.fetchall()] if returning else None
 
 
 def db_for_module(module: str) -> str:

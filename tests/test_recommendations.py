@@ -228,6 +228,44 @@ def test_events_twice_or_out_of_order_count_once_and_a_refund_stays_out():
     assert BuildState.objects.get().paid_since_build == 1
 
 
+@pytest.mark.modules
+@pytest.mark.django_db(transaction=True)
+def test_an_order_left_pending_by_an_older_version_still_counts_when_paid():
+    """Earlier versions kept a pending row per placed order: its payment takes the locked path, and counts once."""
+    from recommendations import handlers
+    from recommendations.models import BuildState, LedgerOrder
+
+    LedgerOrder.objects.create(order_id=9, status=LedgerOrder.Status.PENDING)
+    handlers.ledger_order_paid(_paid_event(9, None, (30, 31)))
+    handlers.ledger_order_paid(_paid_event(9, None, (30, 31)))
+    assert _purchases() == {(9, "o9", 30), (9, "o9", 31)}
+    assert LedgerOrder.objects.get(order_id=9).status == LedgerOrder.Status.PAID
+    assert BuildState.objects.get().paid_since_build == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_payment_and_a_cancellation_racing_leave_the_order_out():
+    """Ten orders, each paid (and its event delivered twice) and cancelled at the same moment by real threads: the
+    void wins whichever commits first, and nothing of them counts."""
+    from recommendations import ledger
+    from recommendations.models import LedgerOrder
+    from tests.concurrency import race
+
+    def attempt(i: int) -> str:
+        order_id = 100 + i // 3
+        if i % 3 == 2:
+            ledger.order_void(order_id=order_id)
+        else:
+            ledger.order_paid(order_id=order_id, user_id=i, product_ids=(1, 2))
+        return "ok"
+
+    assert race(attempt, threads=30) == ["ok"] * 30
+    assert set(LedgerOrder.objects.values_list("status", flat=True)) == {LedgerOrder.Status.VOID}
+    assert LedgerOrder.objects.count() == 10
+    assert _purchases() == set()
+
+
 # ---------------------------------------------------------------- the build and the read services
 
 
