@@ -4,89 +4,99 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 from catalog.data import ImageInfo, ProductDetail, ProductNotFound, VariantInfo, ordered_options
 from catalog.images import media_url
 from catalog.models import Product, ProductImage, Variant
-from kernel.db import unique
+from kernel.db import db_for_module, prepared_rows
+
+# The columns of a variant that the product page, the cart, the checkout and the orders' pages need.
+_VARIANT_COLUMNS = (
+    "pk", "product_id", "product__title", "product__slug", "listing_image", "product__listing_image", "sku",
+    "options", "price", "compare_at_price", "currency", "stock__on_hand", "stock__reserved", "is_active",
+)  # fmt: skip
+_PRODUCT_COLUMNS = (
+    "pk", "title", "slug", "brand_name", "description", "attributes", "category_id", "min_price", "max_price",
+    "currency", "in_stock", "updated_at",
+)  # fmt: skip
 
 
-def _variant_info(v: Variant) -> VariantInfo:
-    stock = getattr(v, "stock", None)
-    available = stock.available if stock is not None else 0
-    return VariantInfo(
-        id=v.pk,
-        product_id=v.product_id,
-        product_title=v.product.title,
-        product_slug=v.product.slug,
-        image_url=media_url(v.listing_image or v.product.listing_image),
-        sku=v.sku,
-        options=ordered_options(v.options),
-        price=v.price,
-        compare_at_price=v.compare_at_price,
-        currency=v.currency,
-        available=max(available, 0),
-        is_active=v.is_active,
-    )
+def _variant_info(row: tuple) -> VariantInfo:
+    pk, product_id, title, slug, own_image, image, sku, options, price, compare_at, currency, *rest = row
+    on_hand, reserved, active = rest
+    available = on_hand - reserved if on_hand is not None else 0
+    return VariantInfo(  # the picture of the variant's colour, else the product's
+        id=pk, product_id=product_id, product_title=title, product_slug=slug,
+        image_url=media_url(own_image or image), sku=sku, options=ordered_options(options), price=price,
+        compare_at_price=compare_at, currency=currency, available=max(available, 0), is_active=active,
+    )  # fmt: skip
+
+
+# The hot reads, compiled by the ORM once per shape (kernel.db.prepared_rows): no model instances either.
+
+
+def _product_by_slug(slug: str) -> Any:
+    return Product.objects.filter(slug=slug, is_active=True).order_by().values_list(*_PRODUCT_COLUMNS)
+
+
+def _product_variants(product_id: int) -> Any:
+    return Variant.objects.filter(product_id=product_id, is_active=True).values_list(*_VARIANT_COLUMNS)
+
+
+def _product_images(product_id: int) -> Any:
+    return ProductImage.objects.filter(product_id=product_id).values_list("image", "large", "listing", "alt_text",
+                                                                          "colour")  # fmt: skip
+
+
+def _variants_by_id(variant_ids: list[int]) -> Any:
+    return Variant.objects.filter(pk__in=variant_ids, product__is_active=True).order_by().values_list(*_VARIANT_COLUMNS)
 
 
 def product_detail(*, slug: str) -> ProductDetail:
     """Everything the product page shows, in three queries. Raises ProductNotFound."""
-    product = unique(Product.objects.filter(slug=slug, is_active=True))
-    if product is None:
+    alias = db_for_module("catalog")
+    found = prepared_rows("catalog.product_by_slug", _product_by_slug, slug, using=alias)
+    if not found:
         raise ProductNotFound(slug)
-    variants = Variant.objects.filter(product_id=product.pk, is_active=True).select_related("stock", "product")
-    images = ProductImage.objects.filter(product_id=product.pk)
+    pk, title, slug, brand, description, attributes, category_id, price_min, price_max, currency, *rest = found[0]
+    in_stock, updated_at = rest
+    variants = prepared_rows("catalog.product_variants", _product_variants, pk, using=alias)
+    images = prepared_rows("catalog.product_images", _product_images, pk, using=alias)
     return ProductDetail(
-        id=product.pk,
-        title=product.title,
-        slug=product.slug,
-        brand=product.brand_name,
-        description=product.description,
-        attributes=tuple((str(k), str(v)) for k, v in (product.attributes or {}).items()),
-        category_id=product.category_id,
+        id=pk,
+        title=title,
+        slug=slug,
+        brand=brand,
+        description=description,
+        attributes=tuple((str(k), str(v)) for k, v in (attributes or {}).items()),
+        category_id=category_id,
         variants=tuple(_variant_info(v) for v in variants),
         images=tuple(
             ImageInfo(
-                url=media_url(i.image.name),
-                large_url=media_url(i.large or i.image.name),
-                listing_url=media_url(i.listing or i.image.name),
-                alt=i.alt_text,
-                colour=i.colour,
+                url=media_url(image),
+                large_url=media_url(large or image),
+                listing_url=media_url(listing or image),
+                alt=alt,
+                colour=colour,
             )
-            for i in images
+            for image, large, listing, alt, colour in images
         ),
-        price_min=product.min_price,
-        price_max=product.max_price,
-        currency=product.currency,
-        in_stock=product.in_stock,
-        updated_at=product.updated_at,
+        price_min=price_min,
+        price_max=price_max,
+        currency=currency,
+        in_stock=in_stock,
+        updated_at=updated_at,
     )
 
 
 def variants_get(*, variant_ids: Iterable[int]) -> dict[int, VariantInfo]:
     """Current price, availability and picture (of the variant's colour) of these variants (missing ids are left
-    out). One query."""
-    rows = (
-        Variant.objects.filter(pk__in=list(variant_ids), product__is_active=True)
-        .order_by()
-        .values_list(
-            "pk", "product_id", "product__title", "product__slug", "listing_image", "product__listing_image", "sku",
-            "options", "price", "compare_at_price", "currency", "stock__on_hand", "stock__reserved", "is_active",
-        )
-    )  # fmt: skip
-    # The cart, the checkout and every order ask this: only the columns needed, and no model instances.
-    found = {}
-    for row in rows:
-        pk, product_id, title, slug, own_image, image, sku, options, price, compare_at, currency, *rest = row
-        on_hand, reserved, active = rest
-        available = on_hand - reserved if on_hand is not None else 0
-        found[pk] = VariantInfo(  # the picture of the variant's colour, else the product's
-            id=pk, product_id=product_id, product_title=title, product_slug=slug,
-            image_url=media_url(own_image or image), sku=sku, options=ordered_options(options), price=price,
-            compare_at_price=compare_at, currency=currency, available=max(available, 0), is_active=active,
-        )  # fmt: skip
-    return found
+    out). One query. The cart, the checkout and every order ask this: only the columns needed, and no model
+    instances."""
+    wanted = list(dict.fromkeys(variant_ids))
+    rows = prepared_rows("catalog.variants_by_id", _variants_by_id, wanted, using=db_for_module("catalog"))
+    return {row[0]: _variant_info(row) for row in rows}
 
 
 def sitemap_products() -> list[tuple[str, datetime]]:

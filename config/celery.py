@@ -5,10 +5,11 @@ when it is sent after the app's default queue: payments.resolve_pending to "shop
 event subscriber's task (kernel.run_handler) to its subscription's own group.
 """
 
+import gc
 import os
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun
+from celery.signals import task_postrun, task_prerun, worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -62,3 +63,11 @@ def _close_old_connections(task=None, **kwargs) -> None:
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+@worker_init.connect
+def _freeze_the_loaded_app(**kwargs) -> None:
+    """As gunicorn's when_ready (config/gunicorn.conf.py): the worker's app is loaded before its pool starts;
+    the collector leaves those objects alone from now on."""
+    gc.collect()
+    gc.freeze()

@@ -79,3 +79,60 @@ def test_redis_cache_backend_reuses_one_client_per_pool_and_behaves_like_djangos
     assert cache._cache.get_client() is cache._cache.get_client(), "one redis.Redis, not one per call"
     cache.delete_many(["basket", "basket-version"])
     assert cache.get("basket") is None
+
+
+# ---------------------------------------------------------------- reads compiled once (kernel.db.prepared_rows)
+
+
+def _variant_rows(variant_ids):
+    from catalog.models import Variant
+
+    return (
+        Variant.objects.filter(pk__in=variant_ids, is_active=True)
+        .order_by("pk")
+        .values_list(
+            "pk", "sku", "options", "price", "compare_at_price", "is_active", "stock__on_hand", "product__title"
+        )
+    )
+
+
+@pytest.mark.django_db
+def test_a_prepared_read_gives_what_the_orm_gives_and_compiles_once_per_shape(monkeypatch):
+    from django.db.models.sql.compiler import SQLCompiler
+
+    from catalog.models import StockItem, Variant
+    from kernel.db import prepared_rows
+    from tests.factories import make_category, make_product
+
+    shelf = make_category("Shelf")
+    shirt = make_product("Shirt", shelf, variants=[
+        {"options": {"Colour": "Rose", "Size": "M"}, "price": "19.90", "compare_at_price": "24.50", "stock": 3},
+        {"options": {"Colour": "Navy"}, "price": "21.00", "stock": 0},
+    ])  # fmt: skip
+    lamp = make_product("Lamp", shelf, variants=[{"options": {}, "price": "5.05", "stock": 1}])
+    ids = list(Variant.objects.filter(product__in=[shirt, lamp]).order_by("pk").values_list("pk", flat=True))
+    StockItem.objects.filter(variant_id=ids[2]).delete()  # a variant without a stock row: NULL through the join
+
+    compiled = []
+    real = SQLCompiler.as_sql
+    monkeypatch.setattr(SQLCompiler, "as_sql", lambda self, *a, **k: compiled.append(1) or real(self, *a, **k))
+    for wanted in (ids, ids[:2], [ids[1], ids[0]], ids[1:3], [999_999], ids):
+        orm = list(_variant_rows(wanted))
+        assert prepared_rows("test.variants", _variant_rows, wanted, using="default") == orm
+    rows = prepared_rows("test.variants", _variant_rows, ids, using="default")
+    assert rows[0][2:6] == ({"Colour": "Rose", "Size": "M"}, Decimal("19.90"), Decimal("24.50"), True)
+    assert rows[2][6] is None
+    # six ORM reads compiled six times; the prepared ones once for each number of ids (3, 2, 1)
+    assert len(compiled) == 6 + 3
+
+
+@pytest.mark.django_db
+def test_a_prepared_read_of_nothing_asks_nothing_and_refuses_an_argument_used_twice(django_assert_num_queries):
+    from catalog.models import Product
+    from kernel.db import prepared_rows
+
+    with django_assert_num_queries(0):
+        assert prepared_rows("test.variants", _variant_rows, [], using="default") == []
+    with pytest.raises(ValueError, match="one parameter"):
+        prepared_rows("test.twice", lambda s: Product.objects.filter(slug=s, title=s).values_list("pk"), "x",
+                      using="default")  # fmt: skip
