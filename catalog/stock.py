@@ -30,7 +30,7 @@ from catalog.events import StockChanged
 from catalog.models import Reservation, ReservationLine, StockItem, StockReturn, Variant
 from catalog.projection import refresh_products
 from kernel.bus import publish
-from kernel.db import atomic, db_for_module, unique
+from kernel.db import atomic, db_for_module, unique, unique_by
 
 ReservationStatus = Reservation.Status  # held, committed (sold), released: compare against these, never strings
 
@@ -367,7 +367,7 @@ def stock_sell(*, key: str) -> ReservationInfo:
 def stock_restock(*, key: str) -> ReservationInfo:
     """The order is cancelled: held stock is released, sold stock returns to on-hand. Idempotent."""
     with atomic(module="catalog"):
-        reservation = unique(Reservation.objects.select_for_update().filter(key=key))
+        reservation = unique_by(Reservation, key=key, for_update=True)
         if reservation is None:
             raise ReservationNotFound(key)
         if reservation.status != Reservation.Status.COMMITTED:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import NotSupportedError, connections, transaction
+from django.db import NotSupportedError, connections, router, transaction
 from django.db.models import Field, Model, QuerySet
 
 KERNEL = "kernel"
@@ -188,6 +188,46 @@ def prepared_rows(name: str, build: Callable[..., QuerySet], *args: Any, using: 
             row[position] = value
         converted.append(tuple(row))
     return converted
+
+
+_prepared_models: dict[str, tuple[type[Model], list[str]]] = {}
+
+
+def prepared_objects(name: str, build: Callable[..., QuerySet], *args: Any, using: str) -> list[Model]:
+    """prepared_rows for a query of model instances (every concrete field, no select_related or prefetch):
+    build(*args) is a queryset of one model, select_for_update() allowed. The instances come from Model.from_db,
+    as the ORM makes them, so they can be saved."""
+
+    def values(*stand_ins: Any) -> QuerySet:
+        queryset = build(*stand_ins)
+        names = [f.attname for f in queryset.model._meta.concrete_fields]
+        _prepared_models[name] = (queryset.model, names)
+        return queryset.values_list(*names)
+
+    rows = prepared_rows(name, values, *args, using=using)
+    if not rows:
+        return []
+    model, names = _prepared_models[name]
+    return [model.from_db(using, names, row) for row in rows]
+
+
+def unique_by(model: type[Model], *, for_update: bool = False, using: str | None = None, **lookup: Any) -> Any:
+    """The one row of `model` whose unique field has this value (one keyword: pk=..., number=...), or None; with
+    for_update, locked (SELECT ... FOR UPDATE, inside a transaction). What unique() does, with the statement
+    compiled once per model, field and lock (kernel.db.prepared_objects): the payment, the order, the charge and
+    the reservation that every step of a purchase reads by its key."""
+    ((field, value),) = lookup.items()
+    if value is None:  # IS NULL has no parameter to stand in for
+        queryset = model._default_manager.filter(**lookup)
+        return unique(queryset.select_for_update() if for_update else queryset)
+
+    def build(stand_in: Any) -> QuerySet:
+        queryset = model._default_manager.filter(**{field: stand_in}).order_by()
+        return queryset.select_for_update() if for_update else queryset
+
+    alias = using or (router.db_for_write(model) if for_update else router.db_for_read(model)) or "default"
+    found = prepared_objects(f"unique:{model._meta.label}:{field}:{for_update}", build, value, using=alias)
+    return found[0] if found else None
 
 
 _insert_statements: dict[tuple[Any, ...], tuple[str, list[Field]]] = {}

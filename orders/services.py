@@ -26,12 +26,13 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from catalog.events import CommitReservation, ReleaseReservation
 from catalog.services import stock_release, stock_reserve, variants_get
 from kernel.bus import publish
-from kernel.db import atomic, unique
+from kernel.db import atomic, db_for_module, prepared_objects, unique
 from kernel.money import round_money
 from orders import access, fulfilment, returns, vouchers
 from orders.events import OrderCancelled, OrderPaid, OrderPaymentFailed, OrderPlaced, OrderRefunded, OrderRefundIssued
@@ -471,11 +472,44 @@ def _info(order: Order, lines: Iterable[OrderLine] | None = None, history: Itera
     )  # fmt: skip
 
 
-def _load(*, history: bool = True, **lookup) -> Order | None:
-    """One order by a unique lookup, with its lines and (unless history=False, one query less) its history.
-    Nothing is prefetched when there is no such order."""
-    related = ("lines", "history") if history else ("lines",)
-    return unique(Order.objects.prefetch_related(*related).filter(**lookup))
+@dataclass(frozen=True)
+class _Loaded:
+    order: Order
+    lines: list[OrderLine]
+    history: list[StatusChange]
+
+
+def _by_number(number: str) -> QuerySet:
+    return Order.objects.filter(number=number)
+
+
+def _by_key(key: str) -> QuerySet:
+    return Order.objects.filter(idempotency_key=key)
+
+
+def _lines_of(order_id: int) -> QuerySet:
+    return OrderLine.objects.filter(order_id=order_id)
+
+
+def _history_of(order_id: int) -> QuerySet:
+    return StatusChange.objects.filter(order_id=order_id)
+
+
+def _load(*, number: str | None = None, idempotency_key: str | None = None, history: bool = True) -> _Loaded | None:
+    """One order by its number or its idempotency key, with its lines and (unless history=False, one query less)
+    its history, each in the order of the models' own ordering. The reads are compiled once (kernel.db.
+    prepared_objects): the return page, placing and every email read an order so."""
+    alias = db_for_module("orders")
+    if number is not None:
+        found = prepared_objects("orders.order_by_number", _by_number, number, using=alias)
+    else:
+        found = prepared_objects("orders.order_by_key", _by_key, idempotency_key, using=alias)
+    if not found:
+        return None
+    order = found[0]
+    lines = prepared_objects("orders.order_lines", _lines_of, order.pk, using=alias)
+    changes = prepared_objects("orders.order_history", _history_of, order.pk, using=alias) if history else []
+    return _Loaded(order, lines, changes)
 
 
 def order_get(
@@ -483,22 +517,22 @@ def order_get(
 ) -> OrderInfo:
     """An order, if the customer (user_id) owns it or the guest holds its access token. Raises OrderNotFound.
     With history=False the status history is left out."""
-    order = _load(number=number, history=history)
-    allowed = order is not None and (
-        (user_id is not None and order.user_id == user_id)
-        or access.opens(order.number, order.access_token, access_token)
+    loaded = _load(number=number, history=history)
+    allowed = loaded is not None and (
+        (user_id is not None and loaded.order.user_id == user_id)
+        or access.opens(loaded.order.number, loaded.order.access_token, access_token)
     )
     if not allowed:
         raise OrderNotFound(number)
-    return _info(order, history=None if history else ())
+    return _info(loaded.order, loaded.lines, loaded.history)
 
 
 def order_find(*, number: str, history: bool = True) -> OrderInfo:
     """For the shop's own processes (no customer check). Raises OrderNotFound."""
-    order = _load(number=number, history=history)
-    if order is None:
+    loaded = _load(number=number, history=history)
+    if loaded is None:
         raise OrderNotFound(number)
-    return _info(order, history=None if history else ())
+    return _info(loaded.order, loaded.lines, loaded.history)
 
 
 def order_current(order: OrderInfo) -> OrderInfo:
@@ -510,8 +544,8 @@ def order_current(order: OrderInfo) -> OrderInfo:
 
 
 def order_by_key(*, idempotency_key: str) -> OrderInfo | None:
-    order = _load(idempotency_key=idempotency_key)
-    return _info(order) if order else None
+    loaded = _load(idempotency_key=idempotency_key)
+    return _info(loaded.order, loaded.lines, loaded.history) if loaded else None
 
 
 def orders_for_customer(*, user_id: int, parcels: bool = True) -> tuple[OrderInfo, ...]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kernel.db import unique
+from kernel.db import unique_by
 from orders.models import Order, OrderLine, StatusChange
 
 Status = Order.Status
@@ -82,7 +82,7 @@ def touch(order: Order) -> None:
 
 
 def locked(number: str) -> Order:
-    order = unique(Order.objects.select_for_update().filter(number=number))
+    order = unique_by(Order, number=number, for_update=True)
     if order is None:
         raise OrderNotFound(number)
     return order

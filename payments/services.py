@@ -21,7 +21,7 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 
 from kernel.bus import publish
-from kernel.db import atomic, unique
+from kernel.db import atomic, unique_by
 from kernel.money import minor_units, round_money
 from payments.events import PaymentAuthorized, PaymentCaptured, PaymentFailed, PaymentRefunded, PaymentVoided
 from payments.gateways import (
@@ -145,7 +145,7 @@ def _money(amount: Decimal | str | int, currency: str) -> tuple[Decimal, str]:
 
 
 def payment_get(*, payment_id: int) -> PaymentInfo:
-    payment = unique(Payment.objects.filter(pk=payment_id))
+    payment = unique_by(Payment, pk=payment_id)
     if payment is None:
         raise PaymentNotFound(payment_id)
     return _info(payment)
@@ -198,7 +198,7 @@ def payment_authorize(
                 idempotency_key=f"{idempotency_key}:authorize",
             )
     except IntegrityError:
-        existing = unique(Payment.objects.filter(idempotency_key=idempotency_key))
+        existing = unique_by(Payment, idempotency_key=idempotency_key)
         if existing is None:
             raise
         if (existing.reference, existing.amount, existing.currency) != (reference, amount, currency):
@@ -320,7 +320,7 @@ def _record_refund(payment: Payment, amount: Decimal) -> None:
 def payment_refresh(*, payment_id: int) -> PaymentInfo:
     """Ask the gateway how a pending payment stands and apply it (on return from the gateway, and by the periodic
     task). A gateway that times out leaves the payment as it was."""
-    payment = unique(Payment.objects.filter(pk=payment_id))
+    payment = unique_by(Payment, pk=payment_id)
     if payment is None:
         raise PaymentNotFound(payment_id)
     if payment.gateway_reference and payment.status == Status.PENDING:
@@ -342,12 +342,12 @@ def payment_refresh(*, payment_id: int) -> PaymentInfo:
 def _begin(payment_id: int, kind: str, amount: Decimal | None, idempotency_key: str) -> tuple[Transaction, bool]:
     """Write the operation before calling the gateway. Returns (transaction, is_new)."""
     with atomic(module="payments"):
-        payment = unique(Payment.objects.select_for_update().filter(pk=payment_id))
+        payment = unique_by(Payment, pk=payment_id, for_update=True)
         if payment is None:
             raise PaymentNotFound(payment_id)
         if amount is not None:
             amount, _ = _money(amount, payment.currency)
-        existing = unique(Transaction.objects.filter(idempotency_key=idempotency_key))
+        existing = unique_by(Transaction, idempotency_key=idempotency_key)
         if existing is not None:
             if (
                 existing.payment_id != payment_id

@@ -10,7 +10,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
-from kernel.db import unique
+from kernel.db import unique_by
 from payments import services
 from payments.gateways.test_gateway import CARDS, TestGateway
 from payments.models import TestGatewayCharge
@@ -50,7 +50,7 @@ def test_gateway_pay(request: HttpRequest, token: str) -> HttpResponse:
     """The test gateway's hosted payment page: the only place a (test) card number is ever typed."""
     if not settings.PAYMENTS_TEST_GATEWAY_ENABLED:
         raise Http404("The test gateway is switched off")
-    charge = unique(TestGatewayCharge.objects.filter(token=token))
+    charge = unique_by(TestGatewayCharge, token=token)
     if charge is None:
         raise Http404("No such payment")
     error = ""

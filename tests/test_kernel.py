@@ -136,3 +136,25 @@ def test_a_prepared_read_of_nothing_asks_nothing_and_refuses_an_argument_used_tw
     with pytest.raises(ValueError, match="one parameter"):
         prepared_rows("test.twice", lambda s: Product.objects.filter(slug=s, title=s).values_list("pk"), "x",
                       using="default")  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_unique_by_finds_one_row_by_its_key_and_can_lock_it():
+    from django.db import transaction
+
+    from kernel.db import unique_by
+    from orders.models import Order
+    from tests.factories import make_category, make_product
+
+    shelf = make_category("Shelf")
+    lamp = make_product("Lamp", shelf)
+    assert unique_by(type(lamp), pk=lamp.pk).title == "Lamp"
+    assert unique_by(type(lamp), slug="lamp").pk == lamp.pk
+    assert unique_by(type(lamp), slug="no-such-lamp") is None
+    assert unique_by(type(lamp), pk=lamp.pk + 1000) is None
+    assert unique_by(Order, number=None) is None, "IS NULL: no parameter, the ORM's own query"
+    with transaction.atomic():
+        locked = unique_by(type(lamp), pk=lamp.pk, for_update=True)
+        locked.title = "Desk lamp"
+        locked.save(update_fields=["title"])
+    assert unique_by(type(lamp), slug="lamp").title == "Desk lamp", "an instance from the prepared read saves"

@@ -22,7 +22,7 @@ from decimal import Decimal, InvalidOperation
 from django.conf import settings
 from django.urls import reverse
 
-from kernel.db import atomic, unique
+from kernel.db import atomic, unique_by
 from payments.gateways import (
     Gateway,
     GatewayStatus,
@@ -90,7 +90,7 @@ class TestGateway(Gateway):
 
     def _operate(self, token: str, key: str, apply) -> OperationResult:
         with atomic(module="payments"):
-            charge = unique(TestGatewayCharge.objects.select_for_update().filter(token=token))
+            charge = unique_by(TestGatewayCharge, token=token, for_update=True)
             if charge is None:
                 raise GatewayUnavailable("unknown charge")
             if key in charge.operations:  # the gateway's own idempotency: same key, same answer
@@ -140,7 +140,7 @@ class TestGateway(Gateway):
         return self._operate(gateway_reference, idempotency_key, apply)
 
     def fetch_status(self, *, gateway_reference) -> GatewayStatus:
-        charge = unique(TestGatewayCharge.objects.filter(token=gateway_reference))
+        charge = unique_by(TestGatewayCharge, token=gateway_reference)
         if charge is None:
             raise GatewayUnavailable("unknown charge")
         if charge.status == "timeout":  # by the time anyone asks, the bank has answered
