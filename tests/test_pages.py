@@ -106,3 +106,17 @@ def test_the_frame_shows_the_year_it_is(client, settings, monkeypatch):
     monkeypatch.setattr(timezone, "localdate", lambda *a, **k: real(*a, **k).replace(year=2031))
     assert f"&copy; 2031 {settings.SHOP_NAME}" in client.get("/").content.decode()
     assert datetime.date.today().year != 2031
+
+
+def test_a_cards_link_is_the_product_pages_address_under_any_script_prefix():
+    from django.urls import reverse, set_script_prefix
+
+    from shop.templatetags.shop_tags import product_url
+
+    assert product_url("oak-table-3") == reverse("shop:product", args=["oak-table-3"]) == "/p/oak-table-3/"
+    try:
+        set_script_prefix("/shop/")
+        assert product_url("oak-table-3") == "/shop/p/oak-table-3/" == reverse("shop:product", args=["oak-table-3"])
+    finally:
+        set_script_prefix("/")
+    assert product_url("lamp") == "/p/lamp/"
