@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
+import functools
 from io import BytesIO
 from pathlib import PurePosixPath
 
 from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
+from django.core.files.storage import FileSystemStorage, default_storage, storages
 from PIL import Image, ImageOps
 
 RENDITIONS = {"listing": (480, 480), "large": (1200, 1200)}
 
 
 def media_url(name: str) -> str:
-    """The public URL of a stored file ("" for none)."""
-    return default_storage.url(name) if name else ""
+    """The public URL of a stored file ("" for none). On the filesystem storage the URL of a name never changes,
+    so it is worked out once (quoting and joining cost more than the rest of a card); another storage (S3, whose
+    URLs may be signed and expire) is asked every time."""
+    if not name:
+        return ""
+    storage = storages["default"]
+    if type(storage) is FileSystemStorage:
+        return _filesystem_url(storage, storage.base_url, name)
+    return storage.url(name)
+
+
+@functools.lru_cache(maxsize=50_000)
+def _filesystem_url(storage: FileSystemStorage, base_url: str, name: str) -> str:
+    return storage.url(name)
 
 
 def encode_jpeg(image: Image.Image) -> bytes:

@@ -30,6 +30,7 @@ from catalog.data import (
 from catalog.images import media_url
 from catalog.models import Brand, Product, ProductOptionValue, Variant
 from catalog.projection import LISTING_FIELDS
+from kernel.db import db_for_module, prepared_rows
 
 _CARD_FIELDS = ("id", "title", "slug", *LISTING_FIELDS)
 
@@ -274,18 +275,29 @@ def products_cards(*, product_ids: Iterable[int], add_variant: bool = False) -> 
     wanted = list(dict.fromkeys(product_ids))
     if not wanted:
         return ()
-    rows = Product.objects.filter(pk__in=wanted, is_active=True).order_by()
-    if add_variant:
-        first_in_stock = (
-            Variant.objects.filter(product=OuterRef("pk"), is_active=True, stock__on_hand__gt=F("stock__reserved"))
-            .order_by("position", "id")
-            .values("pk")[:1]
-        )
-        rows = rows.annotate(add_variant_id=Subquery(first_in_stock)).values(*_CARD_FIELDS, "add_variant_id")
-    else:
-        rows = rows.values(*_CARD_FIELDS)
-    by_id = {row["id"]: _card(row) for row in rows}
+    name, build = ("catalog.cards_with_add", _cards_with_add) if add_variant else ("catalog.cards", _cards)
+    rows = prepared_rows(name, build, wanted, using=db_for_module("catalog"))
+    fields = (*_CARD_FIELDS, "add_variant_id") if add_variant else _CARD_FIELDS
+    by_id = {row[0]: _card(dict(zip(fields, row, strict=True))) for row in rows}
     return tuple(by_id[pk] for pk in wanted if pk in by_id)
+
+
+def _cards(product_ids: list[int]) -> Any:
+    return Product.objects.filter(pk__in=product_ids, is_active=True).order_by().values_list(*_CARD_FIELDS)
+
+
+def _cards_with_add(product_ids: list[int]) -> Any:
+    first_in_stock = (
+        Variant.objects.filter(product=OuterRef("pk"), is_active=True, stock__on_hand__gt=F("stock__reserved"))
+        .order_by("position", "id")
+        .values("pk")[:1]
+    )
+    return (
+        Product.objects.filter(pk__in=product_ids, is_active=True)
+        .order_by()
+        .annotate(add_variant_id=Subquery(first_in_stock))
+        .values_list(*_CARD_FIELDS, "add_variant_id")
+    )
 
 
 def product_suggest(*, text: str, limit: int = 8) -> tuple[Suggestion, ...]:
