@@ -250,20 +250,41 @@ def product_listing(
 
 
 def products_featured(*, limit: int = 8) -> tuple[ProductCard, ...]:
-    """Featured products, available ones first, then by popularity."""
-    rows = Product.objects.filter(is_active=True, is_featured=True).order_by("-in_stock", "-popularity", "id")
-    return tuple(_card(r) for r in rows.values(*_CARD_FIELDS)[:limit])
+    """Featured products, available ones first, then by popularity. Two reads down the featured products'
+    popularity index (the available ones, then, if there are too few, the sold-out ones), each stopping after
+    `limit` rows: one ORDER BY in_stock, popularity would sort every featured product (4,000 of 100,000) on
+    every uncached home page."""
+    rows = _prepared_cards("featured", _featured, True, limit)
+    if len(rows) < limit:
+        rows += _prepared_cards("featured", _featured, False, limit - len(rows))
+    return tuple(_card(r) for r in rows)
 
 
 def products_newest(*, limit: int = 8) -> tuple[ProductCard, ...]:
     """The newest products, available ones first. Two reads down the published_at index (the available newest,
     then, if there are too few, the sold-out newest), each stopping after `limit` rows: one ORDER BY in_stock,
     published_at would sort the whole catalog on every uncached home page."""
-    newest = Product.objects.filter(is_active=True).order_by("-published_at", "-id")
-    rows = list(newest.filter(in_stock=True).values(*_CARD_FIELDS)[:limit])
+    rows = _prepared_cards("newest", _newest, True, limit)
     if len(rows) < limit:
-        rows += newest.filter(in_stock=False).values(*_CARD_FIELDS)[: limit - len(rows)]
+        rows += _prepared_cards("newest", _newest, False, limit - len(rows))
     return tuple(_card(r) for r in rows)
+
+
+def _featured(in_stock: bool, limit: int) -> Any:
+    rows = Product.objects.filter(is_active=True, is_featured=True, in_stock=in_stock).order_by("-popularity", "id")
+    return rows.values_list(*_CARD_FIELDS)[:limit]
+
+
+def _newest(in_stock: bool, limit: int) -> Any:
+    rows = Product.objects.filter(is_active=True, in_stock=in_stock).order_by("-published_at", "-id")
+    return rows.values_list(*_CARD_FIELDS)[:limit]
+
+
+def _prepared_cards(kind: str, build: Any, in_stock: bool, limit: int) -> list[dict[str, Any]]:
+    """Card rows of a read with no parameters but the stock flag and the limit, which name it: compiled once each."""
+    name = f"catalog.{kind}:{int(in_stock)}:{limit}"
+    rows = prepared_rows(name, lambda: build(in_stock, limit), using=db_for_module("catalog"))
+    return [dict(zip(_CARD_FIELDS, row, strict=True)) for row in rows]
 
 
 def products_cards(*, product_ids: Iterable[int], add_variant: bool = False) -> tuple[ProductCard, ...]:
