@@ -13,6 +13,11 @@ It prints the purchases and the wall time; under callgrind the instruction count
 
 Run it from the tree whose code is measured (it imports the project from the current directory), so two
 versions can be compared against databases of their own, alternately.
+
+BENCH_WEB_ONLY=1 measures what the web server does, as in bench/checkout.py: the workers' tasks are queued to a
+Redis database nobody reads (BENCH_QUEUE_REDIS_URL, default redis://127.0.0.1:6379/5, emptied first) instead of
+running in-process, the page cache is on, and the buyer comes back for each purchase (keeps its session).
+bench/purchase_steps.py prints the instructions of each step.
 """
 
 from __future__ import annotations
@@ -40,10 +45,14 @@ os.environ.update(
     VAR_DIR=str(Path(os.getcwd()) / "var" / "bench"),
     RECS_REBUILD_EVERY="0",  # the recommendations' rebuild is a job of its own, not part of a purchase
 )
-os.environ.pop("REDIS_URL", None)
+WEB_ONLY = os.environ.get("BENCH_WEB_ONLY") == "1"
 os.environ.pop("CELERY_BROKER_URL", None)
+if WEB_ONLY:
+    os.environ["REDIS_URL"] = os.environ.get("BENCH_QUEUE_REDIS_URL", "redis://127.0.0.1:6379/5")
+else:
+    os.environ.pop("REDIS_URL", None)
 
-import django
+import django  # noqa: E402
 
 django.setup()
 
@@ -76,7 +85,8 @@ CLIENT = Client()  # one handler for all purchases, as a server has: a new Clien
 
 def purchase(variant_id: int, slug: str) -> None:
     client = CLIENT
-    client.cookies = SimpleCookie()  # a new customer: no session, no cart
+    if not WEB_ONLY:
+        client.cookies = SimpleCookie()  # a new customer: no session, no cart
     assert client.get(f"/p/{slug}/").status_code == 200
     client.post("/cart/add", {"variant": variant_id, "quantity": "1"})
     assert client.post("/checkout/", DETAILS).status_code == 302
@@ -95,11 +105,24 @@ def purchase(variant_id: int, slug: str) -> None:
     )
 
 
+def setup() -> tuple[int, str]:
+    """The product bought, and the tasks nobody runs emptied (web-only)."""
+    payment_tasks.test_gateway_notify.delay = lambda *args, **kwargs: None  # the loop delivers it itself
+    if WEB_ONLY:
+        import redis
+
+        redis.Redis.from_url(os.environ["REDIS_URL"]).flushdb()
+    return pick_product()
+
+
+def page_cache() -> override_settings:
+    return override_settings() if WEB_ONLY else override_settings(SHOP_PAGE_CACHE_SECONDS=0)
+
+
 def main() -> None:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 20
-    payment_tasks.test_gateway_notify.delay = lambda *args, **kwargs: None  # the loop delivers it itself
-    variant_id, slug = pick_product()
-    with override_settings(SHOP_PAGE_CACHE_SECONDS=0):
+    variant_id, slug = setup()
+    with page_cache():
         for _ in range(3):
             purchase(variant_id, slug)
         started = time.perf_counter()
