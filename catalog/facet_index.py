@@ -21,12 +21,14 @@ stayed open longer than WINDOW). A listing that finds a card gone rebuilds at on
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import logging
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
@@ -35,6 +37,7 @@ import numpy as np
 from django.db import connections
 from django.db.models import Count, DateTimeField, IntegerField, Max
 from django.db.models.expressions import RawSQL
+from django.utils import timezone
 
 from catalog.models import Product, ProductOptionValue
 
@@ -124,7 +127,7 @@ class Snapshot:
         brands: dict[BrandKey, int],
         brand_rank: dict[str, int],
         options: dict[OptionKey, int],
-        watermark: datetime | None,
+        window_start: datetime,
         recent: dict[int, datetime],
         built_at: float,
         verified_at: float,
@@ -145,14 +148,27 @@ class Snapshot:
         for (slug, _name), b in brands.items():
             by_slug[slug].append(b)
         self.brand_bits = {slug: _or(bs) for slug, bs in by_slug.items()}
-        self.watermark = watermark
-        self.window_start = (watermark - WINDOW) if watermark is not None else _EPOCH
-        self.recent = recent  # id -> updated_at of every product (active or not) changed after window_start
-        self.fingerprint = (len(recent), max(recent.values()) if recent else None)
+        # Every product (active or not) changed after window_start: id -> updated_at. window_start only moves
+        # forward, to WINDOW before the last time the database was seen to agree (confirm).
+        self.window_start = window_start
+        self.recent = recent
+        self._times = sorted(recent.values())
         self.built_at, self.verified_at = built_at, verified_at
         self.nulls_largest = nulls_largest
         self._orders: dict[str, np.ndarray] = dict(orders or {})
         self._subtrees: dict[tuple[int, ...] | None, Subtree] = {}
+
+    # ---------------------------------------------------------------- freshness
+    def expected(self, since: datetime) -> tuple[int, datetime | None]:
+        """What the database should answer, if nothing changed, for the products changed after `since` (not
+        before window_start): how many, and the latest updated_at."""
+        n = len(self._times) - bisect.bisect_right(self._times, since)
+        return n, (self._times[-1] if n else None)
+
+    def confirm(self, at: datetime) -> None:
+        """The database agreed at `at`: a change it did not show yet is of a transaction still open then, whose
+        updated_at is after at - WINDOW (if it is shorter than WINDOW)."""
+        self.window_start = max(self.window_start, at - WINDOW)  # a race of two threads leaves either: both safe
 
     # ---------------------------------------------------------------- reads
     def subtree(self, category_ids: tuple[int, ...] | None) -> Subtree:
@@ -182,12 +198,13 @@ class Snapshot:
         """The lowest and the highest min_price of these products (None, None: none has a price)."""
         if not bits:
             return None, None
-        chosen = _bit_array(bits, self.n) & (self.cents >= 0)
+        by_price = self.order("priced")
+        chosen = _bit_array(bits, self.n)[by_price]
         if not chosen.any():
             return None, None
-        low = int(np.where(chosen, self.cents, _NULL_HIGH).min())
-        high = int(np.where(chosen, self.cents, -1).max())
-        return Decimal(low).scaleb(-2), Decimal(high).scaleb(-2)
+        low = self.cents[by_price[chosen.argmax()]]
+        high = self.cents[by_price[len(chosen) - 1 - chosen[::-1].argmax()]]
+        return Decimal(int(low)).scaleb(-2), Decimal(int(high)).scaleb(-2)
 
     def order(self, sort: str) -> np.ndarray:
         """The slots in the order of this sort, the in-stock flag aside (pages put in-stock products first)."""
@@ -198,6 +215,9 @@ class Snapshot:
 
     def _sorted(self, sort: str) -> np.ndarray:
         ids = self.ids
+        if sort == "priced":  # the products with a price, cheapest first (for the price span)
+            priced = np.flatnonzero(self.cents >= 0)
+            return priced[np.argsort(self.cents[priced], kind="stable")]
         if sort in ("price_asc", "price_desc"):  # NULL where the database puts it: last (PostgreSQL) or first
             null = _NULL_HIGH if self.nulls_largest else np.int64(-1)
             prices = np.where(self.cents >= 0, self.cents, null)
@@ -284,8 +304,7 @@ def _brand_rank(names: Iterable[str]) -> dict[str, int]:
 def build() -> tuple[Snapshot, dict[int, int]]:
     """A snapshot from scratch, and the slot of each product: a few bulk reads."""
     now = time.monotonic()
-    watermark = Product.objects.aggregate(last=Max("updated_at"))["last"]
-    window_start = (watermark - WINDOW) if watermark is not None else _EPOCH
+    window_start = timezone.now() - WINDOW
     recent = _window_rows(window_start)  # first: a product changed meanwhile is read again at the next use
     rows = list(Product.objects.filter(is_active=True).order_by("id").values_list(*_FIELDS))
     n = len(rows)
@@ -321,7 +340,7 @@ def build() -> tuple[Snapshot, dict[int, int]]:
         brands={b: _slots_bits(s, n) for b, s in brand_slots.items()},
         brand_rank=_brand_rank(name for _slug, name in brand_slots),
         options=options,
-        watermark=watermark,
+        window_start=window_start,
         recent=recent,
         built_at=now,
         verified_at=now,
@@ -329,9 +348,11 @@ def build() -> tuple[Snapshot, dict[int, int]]:
     ), slot_of
 
 
-def _patch(old: Snapshot, slot_of: dict[int, int], window: dict[int, datetime]) -> Snapshot | None:
+def _patch(old: Snapshot, slot_of: dict[int, int]) -> Snapshot | None:
     """A new snapshot with the products changed in the window read again (None: too many, rebuild instead).
     slot_of (id -> slot) is extended in place: a slot, once given, keeps its product."""
+    read_at = timezone.now()
+    window = _window_rows(old.window_start)
     changed = {pk for pk, moment in window.items() if old.recent.get(pk) != moment}
     changed |= old.recent.keys() - window.keys()  # gone from the window: deleted (or a rolled-back change)
     if len(changed) > PATCH_MAX:
@@ -370,7 +391,7 @@ def _patch(old: Snapshot, slot_of: dict[int, int], window: dict[int, datetime]) 
         bit = 1 << slot
         new = (_cents(price), bool(is_featured), pop, _micros(when))
         if slot >= old.n or new[0] != old.cents[slot]:
-            resorted |= {"price_asc", "price_desc"}
+            resorted |= {"price_asc", "price_desc", "priced"}
         if slot >= old.n or new[1] != old.featured[slot] or new[2] != old.popularity[slot]:
             resorted.add("relevance")
         if slot >= old.n or new[3] != old.published[slot]:
@@ -390,8 +411,7 @@ def _patch(old: Snapshot, slot_of: dict[int, int], window: dict[int, datetime]) 
     if any(name not in brand_rank for _slug, name in brands):
         brand_rank = _brand_rank(name for _slug, name in brands)
     recent = {**window, **{pk: row[10] for pk, row in rows.items()}}
-    watermark = max([m for m in (old.watermark, *recent.values()) if m is not None], default=None)
-    window_start = (watermark - WINDOW) if watermark is not None else _EPOCH
+    window_start = max(old.window_start, read_at - WINDOW)
     return Snapshot(
         ids=ids,
         cents=cents,
@@ -404,7 +424,7 @@ def _patch(old: Snapshot, slot_of: dict[int, int], window: dict[int, datetime]) 
         brands=brands,
         brand_rank=brand_rank,
         options={key: b for key, b in options.items() if b},
-        watermark=watermark,
+        window_start=window_start,
         recent={pk: m for pk, m in recent.items() if m > window_start},
         built_at=old.built_at,
         verified_at=old.verified_at,
@@ -413,7 +433,14 @@ def _patch(old: Snapshot, slot_of: dict[int, int], window: dict[int, datetime]) 
     )
 
 
-Fingerprint = tuple[int, datetime | None]  # how many products changed after the window's start, and the latest
+@dataclass(frozen=True)
+class Seen:
+    """What the database answered at `at` about the products changed after `since`: how many, the latest."""
+
+    since: datetime
+    at: datetime
+    n: int
+    last: datetime | None
 
 
 class FacetIndex:
@@ -433,7 +460,7 @@ class FacetIndex:
 
     def current(self) -> Snapshot:
         snapshot = self.latest()
-        return self.sync(snapshot, self.fingerprint(snapshot))
+        return self.sync(snapshot, self.seen(snapshot))
 
     def latest(self) -> Snapshot:
         """The snapshot as it is, built if there is none; rebuilt every REBUILD_SECONDS, and every VERIFY_SECONDS
@@ -451,28 +478,30 @@ class FacetIndex:
         return snapshot
 
     @staticmethod
-    def fingerprint(snapshot: Snapshot) -> Fingerprint:
-        found = Product.objects.filter(updated_at__gt=snapshot.window_start).aggregate(
-            n=Count("id"), last=Max("updated_at")
-        )
-        return found["n"], found["last"]
+    def seen(snapshot: Snapshot) -> Seen:
+        """The freshness check: one query down the updated_at index, over the products changed lately."""
+        since, at = snapshot.window_start, timezone.now()
+        found = Product.objects.filter(updated_at__gt=since).aggregate(n=Count("id"), last=Max("updated_at"))
+        return Seen(since, at, found["n"], found["last"])
 
     @staticmethod
-    def fingerprint_columns(snapshot: Snapshot) -> dict[str, RawSQL]:
-        """The fingerprint as two columns any query of catalog's database can carry ("_fp_n", "_fp_last"): two
-        scalar subqueries down the updated_at index."""
+    def check_columns(snapshot: Snapshot) -> tuple[Seen, dict[str, RawSQL]]:
+        """The freshness check as two columns another query of catalog's database can carry ("_fp_n",
+        "_fp_last": scalar subqueries down the updated_at index), and what to fill in from them (n and last)."""
         connection = connections[_alias()]
+        since, at = snapshot.window_start, timezone.now()
         table, updated_at = connection.ops.quote_name(Product._meta.db_table), connection.ops.quote_name("updated_at")
-        since = Product._meta.get_field("updated_at").get_db_prep_value(snapshot.window_start, connection)
+        param = Product._meta.get_field("updated_at").get_db_prep_value(since, connection)
         where = f"FROM {table} fp WHERE fp.{updated_at} > %s"  # quoted names only
-        return {
-            "_fp_n": RawSQL(f"SELECT COUNT(*) {where}", (since,), output_field=IntegerField()),  # noqa: S611
-            "_fp_last": RawSQL(f"SELECT MAX(fp.{updated_at}) {where}", (since,), output_field=DateTimeField()),  # noqa: S611
+        return Seen(since, at, -1, None), {
+            "_fp_n": RawSQL(f"SELECT COUNT(*) {where}", (param,), output_field=IntegerField()),  # noqa: S611
+            "_fp_last": RawSQL(f"SELECT MAX(fp.{updated_at}) {where}", (param,), output_field=DateTimeField()),  # noqa: S611
         }
 
-    def sync(self, snapshot: Snapshot, seen: Fingerprint) -> Snapshot:
-        """This snapshot if the database's fingerprint (seen) is its own; else one patched with what changed."""
-        if seen == snapshot.fingerprint:
+    def sync(self, snapshot: Snapshot, seen: Seen) -> Snapshot:
+        """This snapshot if the database's answer (seen) is what it expects; else one patched with what changed."""
+        if snapshot.expected(seen.since) == (seen.n, seen.last):
+            snapshot.confirm(seen.at)
             return snapshot
         with self._lock:
             latest = self._snapshot
@@ -480,9 +509,11 @@ class FacetIndex:
                 return self._rebuild_locked()
             if latest is not snapshot:  # another thread patched or rebuilt meanwhile
                 snapshot = latest
-                if self.fingerprint(snapshot) == snapshot.fingerprint:
+                seen = self.seen(snapshot)
+                if snapshot.expected(seen.since) == (seen.n, seen.last):
+                    snapshot.confirm(seen.at)
                     return snapshot
-            patched = _patch(snapshot, self._slot_of, _window_rows(snapshot.window_start))
+            patched = _patch(snapshot, self._slot_of)
             if patched is None:
                 return self._rebuild_locked()
             self._snapshot = patched

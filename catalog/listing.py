@@ -7,7 +7,7 @@ import math
 import re
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.conf import settings
@@ -356,18 +356,19 @@ def _page_indexed(query: ListingQuery, category_id: int | None, start: int) -> t
     for _ in range(3):
         wanted = snapshot.page(_bits(snapshot, query, category_id).matching(), query.sort, start, query.per_page)
         if not wanted:
-            fresh = index.sync(snapshot, index.fingerprint(snapshot))
+            fresh = index.sync(snapshot, index.seen(snapshot))
             if fresh is snapshot:
                 return ()
             snapshot = fresh
             continue
+        seen, check = index.check_columns(snapshot)
         rows = list(
             Product.objects.filter(pk__in=wanted, is_active=True)
             .order_by()
-            .annotate(**index.fingerprint_columns(snapshot))
-            .values(*_CARD_FIELDS, "_fp_n", "_fp_last")
+            .annotate(**check)
+            .values(*_CARD_FIELDS, *check)
         )
-        seen = (rows[0]["_fp_n"], rows[0]["_fp_last"]) if rows else index.fingerprint(snapshot)
+        seen = replace(seen, n=rows[0]["_fp_n"], last=rows[0]["_fp_last"]) if rows else index.seen(snapshot)
         fresh = index.sync(snapshot, seen)
         by_id = {row["id"]: row for row in rows}
         if fresh is snapshot:
