@@ -23,19 +23,20 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import itertools
 import logging
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
 import numpy as np
 from django.db import connections
-from django.db.models import Count, DateTimeField, IntegerField, Max
+from django.db.models import Count, DateTimeField, IntegerField, Max, Sum
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
@@ -88,6 +89,18 @@ def _slots_bits(slots: Iterable[int], n: int) -> int:
 
 def _cents(price: Decimal | None) -> int:
     return -1 if price is None else int(price.scaleb(2))
+
+
+def _checksum(moment: datetime) -> int:
+    """What the freshness check adds up of an updated_at: its seconds and microseconds (in UTC)."""
+    return moment.second * 1_000_000 + moment.microsecond
+
+
+def _checksum_sql(connection: Any, column: str) -> str:
+    """_checksum of a column, in SQL (SQLite keeps datetimes as text in UTC: 'YYYY-MM-DD HH:MM:SS[.ffffff]')."""
+    if connection.vendor == "sqlite":
+        return f"CAST(ROUND(CAST(SUBSTR({column}, 18) AS REAL) * 1000000) AS INTEGER)"
+    return f"EXTRACT(MICROSECONDS FROM {column})"  # PostgreSQL: seconds and microseconds, in microseconds
 
 
 def _micros(moment: datetime) -> int:
@@ -153,17 +166,20 @@ class Snapshot:
         self.window_start = window_start
         self.recent = recent
         self._times = sorted(recent.values())
+        self._sums = list(itertools.accumulate((_checksum(t) for t in self._times), initial=0))
         self.built_at, self.verified_at = built_at, verified_at
         self.nulls_largest = nulls_largest
         self._orders: dict[str, np.ndarray] = dict(orders or {})
         self._subtrees: dict[tuple[int, ...] | None, Subtree] = {}
 
     # ---------------------------------------------------------------- freshness
-    def expected(self, since: datetime) -> tuple[int, datetime | None]:
+    def expected(self, since: datetime) -> tuple[int, datetime | None, int]:
         """What the database should answer, if nothing changed, for the products changed after `since` (not
-        before window_start): how many, and the latest updated_at."""
-        n = len(self._times) - bisect.bisect_right(self._times, since)
-        return n, (self._times[-1] if n else None)
+        before window_start): how many, the latest updated_at, and the checksum of their updated_at (which
+        catches a product of the window stamped again below the latest)."""
+        first = bisect.bisect_right(self._times, since)
+        n = len(self._times) - first
+        return n, (self._times[-1] if n else None), self._sums[-1] - self._sums[first]
 
     def confirm(self, at: datetime) -> None:
         """The database agreed at `at`: a change it did not show yet is of a transaction still open then, whose
@@ -441,6 +457,14 @@ class Seen:
     at: datetime
     n: int
     last: datetime | None
+    checksum: int
+
+    def agrees(self, snapshot: Snapshot) -> bool:
+        return snapshot.expected(self.since) == (self.n, self.last, self.checksum)
+
+    def read(self, row: dict[str, Any]) -> Seen:
+        """The answer, from a row that carried check_columns."""
+        return replace(self, n=row["_fp_n"], last=row["_fp_last"], checksum=int(row["_fp_sum"] or 0))
 
 
 class FacetIndex:
@@ -480,27 +504,35 @@ class FacetIndex:
     @staticmethod
     def seen(snapshot: Snapshot) -> Seen:
         """The freshness check: one query down the updated_at index, over the products changed lately."""
+        connection = connections[_alias()]
         since, at = snapshot.window_start, timezone.now()
-        found = Product.objects.filter(updated_at__gt=since).aggregate(n=Count("id"), last=Max("updated_at"))
-        return Seen(since, at, found["n"], found["last"])
+        column = f"{connection.ops.quote_name(Product._meta.db_table)}.{connection.ops.quote_name('updated_at')}"
+        found = Product.objects.filter(updated_at__gt=since).aggregate(
+            n=Count("id"),
+            last=Max("updated_at"),
+            checksum=Sum(RawSQL(_checksum_sql(connection, column), (), output_field=IntegerField())),  # noqa: S611
+        )
+        return Seen(since, at, found["n"], found["last"], int(found["checksum"] or 0))
 
     @staticmethod
     def check_columns(snapshot: Snapshot) -> tuple[Seen, dict[str, RawSQL]]:
-        """The freshness check as two columns another query of catalog's database can carry ("_fp_n",
-        "_fp_last": scalar subqueries down the updated_at index), and what to fill in from them (n and last)."""
+        """The freshness check as columns another query of catalog's database can carry ("_fp_n", "_fp_last",
+        "_fp_sum": scalar subqueries down the updated_at index), and what to fill in from them (Seen.read)."""
         connection = connections[_alias()]
         since, at = snapshot.window_start, timezone.now()
         table, updated_at = connection.ops.quote_name(Product._meta.db_table), connection.ops.quote_name("updated_at")
         param = Product._meta.get_field("updated_at").get_db_prep_value(since, connection)
         where = f"FROM {table} fp WHERE fp.{updated_at} > %s"  # quoted names only
-        return Seen(since, at, -1, None), {
+        total = _checksum_sql(connection, f"fp.{updated_at}")
+        return Seen(since, at, -1, None, 0), {
             "_fp_n": RawSQL(f"SELECT COUNT(*) {where}", (param,), output_field=IntegerField()),  # noqa: S611
             "_fp_last": RawSQL(f"SELECT MAX(fp.{updated_at}) {where}", (param,), output_field=DateTimeField()),  # noqa: S611
+            "_fp_sum": RawSQL(f"SELECT SUM({total}) {where}", (param,), output_field=IntegerField()),  # noqa: S611
         }
 
     def sync(self, snapshot: Snapshot, seen: Seen) -> Snapshot:
         """This snapshot if the database's answer (seen) is what it expects; else one patched with what changed."""
-        if snapshot.expected(seen.since) == (seen.n, seen.last):
+        if seen.agrees(snapshot):
             snapshot.confirm(seen.at)
             return snapshot
         with self._lock:
@@ -510,7 +542,7 @@ class FacetIndex:
             if latest is not snapshot:  # another thread patched or rebuilt meanwhile
                 snapshot = latest
                 seen = self.seen(snapshot)
-                if snapshot.expected(seen.since) == (seen.n, seen.last):
+                if seen.agrees(snapshot):
                     snapshot.confirm(seen.at)
                     return snapshot
             patched = _patch(snapshot, self._slot_of)

@@ -7,7 +7,7 @@ import math
 import re
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -368,7 +368,7 @@ def _page_indexed(query: ListingQuery, category_id: int | None, start: int) -> t
             .annotate(**check)
             .values(*_CARD_FIELDS, *check)
         )
-        seen = replace(seen, n=rows[0]["_fp_n"], last=rows[0]["_fp_last"]) if rows else index.seen(snapshot)
+        seen = seen.read(rows[0]) if rows else index.seen(snapshot)
         fresh = index.sync(snapshot, seen)
         by_id = {row["id"]: row for row in rows}
         if fresh is snapshot:
