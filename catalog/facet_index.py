@@ -10,13 +10,18 @@ and counts each facet value with every filter but its own. The page is read from
 sort (computed when first asked for), in-stock products first; its cards are then read from the database by id, so
 they are always fresh.
 
-Freshness, across processes: every use runs one indexed query, the number and the latest updated_at of the products
-changed since the watermark minus WINDOW (transactions commit out of updated_at order). When it differs from what
-the snapshot knows, the rows in that window are compared by (id, updated_at) and the changed ones read again and
-patched in (refresh_products sets updated_at whenever listing fields, option values or the stock flag change; a
-save of the product does too). Every VERIFY_SECONDS the number of active products is compared as well (a product
-deleted outside the window), and every REBUILD_SECONDS the snapshot is rebuilt from scratch (a transaction that
-stayed open longer than WINDOW). A listing that finds a card gone rebuilds at once.
+Freshness, across processes (nothing tells the index of a change; it finds changes in the database, so a change
+made by another process is seen as one made by this one): every use runs one query down the updated_at index
+(or carries it as scalar subqueries in the page's card read), over the products changed after window_start:
+how many, the latest updated_at and a checksum of them. refresh_products sets updated_at whenever listing fields,
+option values or the stock flag change, and a product's save does too. When the answer is not what the snapshot
+expects, the rows of that window are compared by (id, updated_at) and the changed ones read again and patched in
+(more than PATCH_MAX: rebuilt). window_start is WINDOW before the last time the database agreed: transactions
+commit out of updated_at order, and one still open then stamped its rows after that (if it is shorter than
+WINDOW). Every VERIFY_SECONDS the number of active products is compared as well (a product deleted long after
+its last change: no updated_at tells of it), and every REBUILD_SECONDS the snapshot is rebuilt from scratch (a
+transaction open longer than WINDOW, an UPDATE that left updated_at alone). A page that finds one of its cards
+gone rebuilds at once. Categories need nothing: a subtree is read from the live category tree at every use.
 """
 
 from __future__ import annotations
@@ -45,8 +50,8 @@ from catalog.models import Product, ProductOptionValue
 logger = logging.getLogger(__name__)
 
 WINDOW = timedelta(seconds=120)  # how far back before the watermark changes are looked for again
-VERIFY_SECONDS = 30.0  # how often the number of active products is compared (deletions outside the window)
-REBUILD_SECONDS = 900.0  # how often the snapshot is rebuilt whatever the checks say
+VERIFY_SECONDS = 60.0  # how often the number of active products is compared (~30 ms at 100k products)
+REBUILD_SECONDS = 1800.0  # how often the snapshot is rebuilt whatever the checks say (~1.3 s at 100k)
 PATCH_MAX = 1000  # more changed products than this at once: rebuild instead of patching
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -369,8 +374,9 @@ def _patch(old: Snapshot, slot_of: dict[int, int]) -> Snapshot | None:
     slot_of (id -> slot) is extended in place: a slot, once given, keeps its product."""
     read_at = timezone.now()
     window = _window_rows(old.window_start)
-    changed = {pk for pk, moment in window.items() if old.recent.get(pk) != moment}
-    changed |= old.recent.keys() - window.keys()  # gone from the window: deleted (or a rolled-back change)
+    known = {pk: moment for pk, moment in old.recent.items() if moment > old.window_start}
+    changed = {pk for pk, moment in window.items() if known.get(pk) != moment}
+    changed |= known.keys() - window.keys()  # gone from the window: deleted (or a change rolled back)
     if len(changed) > PATCH_MAX:
         return None
     wanted = sorted(changed)
@@ -498,7 +504,10 @@ class FacetIndex:
         if now - snapshot.verified_at > VERIFY_SECONDS:
             snapshot.verified_at = now  # first, so other threads do not count too; it only ever moves forward
             if Product.objects.filter(is_active=True).count() != snapshot.alive.bit_count():
-                return self._rebuild(snapshot)
+                rebuilt = self._rebuild(snapshot)
+                if rebuilt is snapshot:  # another thread held the lock: count again at the next use
+                    snapshot.verified_at = 0.0
+                return rebuilt
         return snapshot
 
     @staticmethod
