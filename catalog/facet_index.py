@@ -87,8 +87,12 @@ def _bits(mask: np.ndarray) -> int:
 
 def _slots_bits(slots: Iterable[int], n: int) -> int:
     """The bitmap of these slots (of n)."""
+    return _bits_of(np.fromiter(slots, dtype=np.int64), n)
+
+
+def _bits_of(slots: np.ndarray, n: int) -> int:
     mask = np.zeros(n, dtype=bool)
-    mask[np.fromiter(slots, dtype=np.int64)] = True
+    mask[slots] = True
     return _bits(mask)
 
 
@@ -116,13 +120,7 @@ class Subtree:
     """What a category subtree (or the whole catalog) holds: its products, and the brands and option values that
     occur in it (only those can have a count above 0)."""
 
-    def __init__(self, snapshot: Snapshot, category_ids: tuple[int, ...] | None) -> None:
-        if category_ids is None:
-            bits = snapshot.alive
-        else:
-            bits = 0
-            for category_id in category_ids:
-                bits |= snapshot.categories.get(category_id, 0)
+    def __init__(self, snapshot: Snapshot, bits: int) -> None:
         self.bits = bits
         self.brands = tuple((key, b) for key, b in snapshot.brands.items() if b & bits)
         self.options = tuple((key, b) for key, b in snapshot.options.items() if b & bits)
@@ -193,11 +191,27 @@ class Snapshot:
 
     # ---------------------------------------------------------------- reads
     def subtree(self, category_ids: tuple[int, ...] | None) -> Subtree:
+        """The products of these categories (None: of the whole catalog)."""
         key = None if category_ids is None else tuple(sorted(category_ids))
         found = self._subtrees.get(key)
         if found is None:
-            found = self._subtrees[key] = Subtree(self, key)
+            bits = self.alive if key is None else _or(self.categories.get(c, 0) for c in key)
+            found = self._subtrees[key] = Subtree(self, bits)
         return found
+
+    def among(self, subtree: Subtree, product_ids: Sequence[int]) -> Subtree:
+        """Those products of the subtree that are among these (a search's results)."""
+        return Subtree(self, subtree.bits & _bits_of(self.slots_of(product_ids)[1], self.n))
+
+    def slots_of(self, product_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Which of these products the index holds (a boolean per id), and their slots."""
+        wanted = np.asarray(product_ids, dtype=np.int64)
+        by_id = self.order("id")
+        if not len(by_id) or not len(wanted):
+            return np.zeros(len(wanted), dtype=bool), np.zeros(0, dtype=np.int64)
+        positions = np.minimum(np.searchsorted(self.ids[by_id], wanted), len(by_id) - 1)
+        held = self.ids[by_id[positions]] == wanted
+        return held, by_id[positions[held]]
 
     def brands_of(self, slugs: Sequence[str]) -> int:
         return _or(self.brand_bits.get(slug, 0) for slug in slugs)
@@ -236,6 +250,8 @@ class Snapshot:
 
     def _sorted(self, sort: str) -> np.ndarray:
         ids = self.ids
+        if sort == "id":
+            return np.argsort(ids, kind="stable")
         if sort == "priced":  # the products with a price, cheapest first (for the price span)
             priced = np.flatnonzero(self.cents >= 0)
             return priced[np.argsort(self.cents[priced], kind="stable")]
@@ -259,6 +275,19 @@ class Snapshot:
             skip = max(0, start - len(found))
             wanted = np.concatenate((wanted, order[sold_out[skip : skip + count - len(wanted)]]))
         return [int(pk) for pk in self.ids[wanted]]
+
+    def page_ranked(self, bits: int, ranked: Sequence[tuple[int, float | None]], start: int, count: int) -> list[int]:
+        """The ids at positions [start, start + count) of these products ((id, relevance) pairs of a search) that
+        are in the set, ordered as the SQL of a search orders them: in stock first, then by relevance (higher
+        first; None where the database puts NULL), popularity (higher first) and id."""
+        held, slots = self.slots_of([pk for pk, _ in ranked])
+        null = np.inf if self.nulls_largest else -np.inf
+        relevance = np.fromiter((null if r is None else r for _, r in ranked), dtype=np.float64, count=len(ranked))
+        relevance = relevance[held]
+        chosen = _bit_array(bits, self.n)[slots]
+        slots, relevance = slots[chosen], relevance[chosen]
+        order = np.lexsort((self.ids[slots], -self.popularity[slots], -relevance, ~self.in_stock_array[slots]))
+        return [int(pk) for pk in self.ids[slots[order[start : start + count]]]]
 
 
 def _bound(cents: Decimal, rounding: str) -> int:

@@ -119,17 +119,31 @@ def listing_facets(*, query: ListingQuery, category_id: int | None = None, text:
     """Totals and facet counts of a category (with its subcategories) or of search results, for these filters.
 
     Each facet is counted with every filter but its own, so a shopper sees what choosing another value would give.
-    Without a search text they come from the process's facet index (catalog.facet_index: one indexed query to
-    check it is fresh, a time that does not grow with the catalog); with one, from SQL: 3 queries, plus one per
-    option filtered on. Sort and page do not change the result: callers may cache it.
+    They come from the process's facet index (catalog.facet_index: one indexed query to check it is fresh, then a
+    time that does not grow with the catalog; a search adds the query of its matching ids), or, with
+    CATALOG_FACET_INDEX off, from SQL: 3 queries, plus one per option filtered on. Sort and page do not change the
+    result: callers may cache it.
     """
-    if _indexed(text):
-        return _facets_indexed(facet_index().current(), query, category_id)
+    if _indexed():
+        snapshot = facet_index().current()
+        return _facets_indexed(snapshot, query, category_id, _found(text, ranked=False))
     return _facets_sql(query, category_id, text)
 
 
-def _indexed(text: str | None) -> bool:
-    return not text and getattr(settings, "CATALOG_FACET_INDEX", True)
+def _indexed() -> bool:
+    return getattr(settings, "CATALOG_FACET_INDEX", True)
+
+
+def _found(text: str | None, *, ranked: bool) -> list[tuple[int, Any]] | None:
+    """The active products a search text matches, (id, relevance) pairs (relevance None unless ranked); None
+    without a text. One query (on SQLite, two: the typo candidates first)."""
+    match = _match(text)
+    if match is None:
+        return None
+    rows = Product.objects.filter(is_active=True).filter(match.condition).order_by()
+    if ranked:
+        return list(rows.annotate(relevance=match.rank).values_list("id", "relevance"))
+    return [(pk, None) for pk in rows.values_list("id", flat=True)]
 
 
 def _facets_sql(query: ListingQuery, category_id: int | None, text: str | None) -> ListingFacets:
@@ -240,11 +254,16 @@ class _Bits:
         return self.both(self.brand, self.price, self.stock, *self.options_except())
 
 
-def _bits(snapshot: Snapshot, query: ListingQuery, category_id: int | None) -> _Bits:
+def _bits(
+    snapshot: Snapshot, query: ListingQuery, category_id: int | None, found: list[tuple[int, Any]] | None
+) -> _Bits:
     ids = None if category_id is None else category_tree().descendant_ids(category_id)
+    subtree = snapshot.subtree(ids)
+    if found is not None:
+        subtree = snapshot.among(subtree, [pk for pk, _ in found])
     priced = query.price_min is not None or query.price_max is not None
     return _Bits(
-        subtree=snapshot.subtree(ids),
+        subtree=subtree,
         brand=snapshot.brands_of(query.brands) if query.brands else None,
         price=snapshot.price_bits(query.price_min, query.price_max) if priced else None,
         stock=snapshot.in_stock if query.in_stock else None,
@@ -252,9 +271,11 @@ def _bits(snapshot: Snapshot, query: ListingQuery, category_id: int | None) -> _
     )
 
 
-def _facets_indexed(snapshot: Snapshot, query: ListingQuery, category_id: int | None) -> ListingFacets:
-    """What _facets_sql counts, counted on the facet index's bitmaps: the same result."""
-    b = _bits(snapshot, query, category_id)
+def _facets_indexed(
+    snapshot: Snapshot, query: ListingQuery, category_id: int | None, found: list[tuple[int, Any]] | None = None
+) -> ListingFacets:
+    """What _facets_sql counts, counted on the facet index's bitmaps (of a search's products: found): the same."""
+    b = _bits(snapshot, query, category_id, found)
     with_brand_options = b.both(b.brand, *b.options_except())
     floor, ceiling = snapshot.price_span(b.both(with_brand_options, b.stock))
     totals = {
@@ -306,8 +327,7 @@ def product_listing(
         raise PageOutOfRange(query.page)
 
     start = (query.page - 1) * query.per_page
-    indexed = _indexed(text)
-    items = _page_indexed(query, category_id, start) if indexed else _page_sql(query, category_id, text, start)
+    items = _page_indexed(query, category_id, text, start) if _indexed() else _page_sql(query, category_id, text, start)
     suggestion = ""
     if text and facets.total < DID_YOU_MEAN_BELOW:
         suggestion = _search.did_you_mean(Product, text[:SEARCH_MAX_LENGTH])
@@ -345,16 +365,25 @@ def _page_sql(query: ListingQuery, category_id: int | None, text: str | None, st
     return tuple(_card(r) for r in rows)
 
 
-def _page_indexed(query: ListingQuery, category_id: int | None, start: int) -> tuple[ProductCard, ...]:
+def _page_indexed(
+    query: ListingQuery, category_id: int | None, text: str | None, start: int
+) -> tuple[ProductCard, ...]:
     """The page's ids from the facet index, their cards from the database (fresh), in one query that also carries
     the index's freshness check: if something changed, the index is patched and the page found again. A card gone
-    (a product deleted since the index last looked) rebuilds the index and reads the page again."""
+    (a product deleted since the index last looked) rebuilds the index and reads the page again. A search first
+    reads its matching products (with their relevance when sorted by it) from SQL."""
     index = facet_index()
     snapshot = index.latest()
+    ranked = query.sort == "relevance"
+    found = _found(text, ranked=ranked)
     wanted: list[int] = []
     by_id: dict[int, dict[str, Any]] = {}
     for _ in range(3):
-        wanted = snapshot.page(_bits(snapshot, query, category_id).matching(), query.sort, start, query.per_page)
+        matching = _bits(snapshot, query, category_id, found).matching()
+        if found is not None and ranked:
+            wanted = snapshot.page_ranked(matching, found, start, query.per_page)
+        else:
+            wanted = snapshot.page(matching, query.sort, start, query.per_page)
         if not wanted:
             fresh = index.sync(snapshot, index.seen(snapshot))
             if fresh is snapshot:

@@ -34,25 +34,26 @@ COLOURS = ["Navy", "Red", "Teal", "Black", "White"]
 SIZES = ["XS", "S", "M", "L", "XL", "42", "7.5"]
 
 
-def sql_listing(query: ListingQuery, category_id: int | None) -> tuple:
-    facets = listing._facets_sql(query, category_id, None)
-    return facets, _page(query, category_id, facets, listing._page_sql)
+def sql_listing(query: ListingQuery, category_id: int | None, text: str | None = None) -> tuple:
+    facets = listing._facets_sql(query, category_id, text)
+    return facets, _page(query, category_id, text, facets, listing._page_sql)
 
 
-def index_listing(query: ListingQuery, category_id: int | None) -> tuple:
-    facets = listing._facets_indexed(fi.facet_index().current(), query, category_id)
-    return facets, _page(query, category_id, facets, lambda q, c, _text, start: listing._page_indexed(q, c, start))
+def index_listing(query: ListingQuery, category_id: int | None, text: str | None = None) -> tuple:
+    found = listing._found(text, ranked=False)
+    facets = listing._facets_indexed(fi.facet_index().current(), query, category_id, found)
+    return facets, _page(query, category_id, text, facets, listing._page_indexed)
 
 
-def _page(query, category_id, facets, read) -> tuple | None:
+def _page(query, category_id, text, facets, read) -> tuple | None:
     num_pages = max(1, -(-facets.total // query.per_page))
     if query.page > num_pages:
         return None
-    return read(query, category_id, None, (query.page - 1) * query.per_page)
+    return read(query, category_id, text, (query.page - 1) * query.per_page)
 
 
-def assert_same(query: ListingQuery, category_id: int | None) -> None:
-    assert index_listing(query, category_id) == sql_listing(query, category_id), query
+def assert_same(query: ListingQuery, category_id: int | None, text: str | None = None) -> None:
+    assert index_listing(query, category_id, text) == sql_listing(query, category_id, text), (query, text)
 
 
 @pytest.fixture
@@ -81,7 +82,7 @@ def store(db):
                 }
             )
         product = make_product(
-            f"Item {i:02d}",
+            f"{rng.choice(['Warm', 'Light', 'Classic'])} {rng.choice(['Jacket', 'Boot', 'Tee', 'Lamp'])} {i:02d}",
             rng.choice(leaves),
             brand=rng.choice(brands),
             variants=variants or None,
@@ -128,11 +129,20 @@ def test_the_index_gives_what_sql_gives_for_any_filters_sort_and_page(store):
         assert_same(random_query(rng), rng.choice(categories))
 
 
+@pytest.mark.parametrize("text", ["jacket", "warm boot", "kestrel", "jakcet", "lamp 0", "no such thing", "e"])
+def test_a_search_gives_what_sql_gives_for_any_filters_sort_and_page(store, text):
+    rng = store["rng"]
+    for _ in range(25):
+        assert_same(random_query(rng), rng.choice([None, None, None, store["wear"].pk]), text)
+    for sort in SORTS:
+        assert_same(ListingQuery(sort=sort, per_page=12), None, text)
+
+
 def test_every_sort_and_page_of_a_category_matches_sql_with_sold_out_products_last(store):
     for sort in SORTS:
         for page in (1, 2, 3, 4):
             assert_same(ListingQuery(sort=sort, page=page, per_page=12), store["wear"].pk)
-    items = listing._page_indexed(ListingQuery(per_page=48), store["wear"].pk, 0)
+    items = listing._page_indexed(ListingQuery(per_page=48), store["wear"].pk, None, 0)
     stock = [card.in_stock for card in items]
     assert stock == sorted(stock, reverse=True), "available products come first"
 
@@ -201,7 +211,7 @@ def test_a_product_going_out_of_stock_moves_behind_the_available_ones(built):
     for variant in product.variants.all():
         stock_set(sku=variant.sku, on_hand=0)
     facets, _ = index_listing(ListingQuery(in_stock=True), built["tees"].pk)
-    items = listing._page_indexed(ListingQuery(per_page=48), built["tees"].pk, 0)
+    items = listing._page_indexed(ListingQuery(per_page=48), built["tees"].pk, None, 0)
     assert product.pk not in {card.id for card in items if card.in_stock}
     assert facets.total == Product.objects.filter(is_active=True, in_stock=True, category=built["tees"]).count()
     other_process_agrees(ListingQuery(in_stock=True), built["tees"].pk)
@@ -231,10 +241,10 @@ def test_a_product_deleted_long_after_its_last_change_is_found_by_the_card_read_
     Product.objects.update(updated_at=long_ago)  # every change is out of the window
     fi.facet_index().current()
     query = ListingQuery(per_page=48)
-    first = listing._page_indexed(query, store["wear"].pk, 0)[0]
+    first = listing._page_indexed(query, store["wear"].pk, None, 0)[0]
     Product.objects.filter(pk=first.id).delete()
     # the page finds the card gone, rebuilds and reads again
-    assert first.id not in {card.id for card in listing._page_indexed(query, store["wear"].pk, 0)}
+    assert first.id not in {card.id for card in listing._page_indexed(query, store["wear"].pk, None, 0)}
     fi.facet_index().current()
     Product.objects.filter(pk=Product.objects.filter(is_active=True).order_by("-id")[0].pk).delete()
     monkeypatch.setattr(fi, "VERIFY_SECONDS", 0.0)  # the count of active products is compared now
