@@ -49,7 +49,7 @@ from catalog.models import Product, ProductOptionValue
 
 logger = logging.getLogger(__name__)
 
-WINDOW = timedelta(seconds=120)  # how far back before the watermark changes are looked for again
+WINDOW = timedelta(seconds=120)  # how long a transaction that changes products may stay open (see confirm)
 VERIFY_SECONDS = 60.0  # how often the number of active products is compared (~30 ms at 100k products)
 REBUILD_SECONDS = 1800.0  # how often the snapshot is rebuilt whatever the checks say (~1.3 s at 100k)
 PATCH_MAX = 1000  # more changed products than this at once: rebuild instead of patching

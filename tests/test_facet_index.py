@@ -28,6 +28,7 @@ from catalog.services import (
     stock_set,
     variant_update,
 )
+from tests.concurrency import race
 from tests.factories import make_brand, make_category, make_product
 
 COLOURS = ["Navy", "Red", "Teal", "Black", "White"]
@@ -311,3 +312,33 @@ def test_a_rebuild_is_due_after_rebuild_seconds(built, monkeypatch):
     before = fi.facet_index().current()
     monkeypatch.setattr(fi, "REBUILD_SECONDS", 0.0)
     assert fi.facet_index().current() is not before
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_threads_reading_pages_while_others_change_products_share_one_index_and_end_right(store):
+    """gunicorn's threads share the process's index: readers keep a snapshot while writers' changes patch in a new
+    one; nobody fails, and at the end the index is what SQL and a new process say."""
+    changed = list(Product.objects.filter(is_active=True).exclude(variants=None).order_by("id")[:12])
+    fi.facet_index().current()
+    sorts = list(SORTS)
+
+    def attempt(i: int) -> str:
+        if i < 4:
+            for product in changed[i::4]:
+                product_update(product_id=product.pk, popularity=1000 + i)
+                variant = product.variants.order_by("id").first()
+                variant_update(sku=variant.sku, price=Decimal("3.00") + i)
+                stock_set(sku=variant.sku, on_hand=i % 2)
+            return "wrote"
+        for round_ in range(10):
+            query = ListingQuery(sort=sorts[(i + round_) % len(sorts)], price_max=Decimal("50"))
+            product_listing(query=query, category_id=store["wear"].pk)
+            product_listing(query=query, text="jacket")
+        return "read"
+
+    outcomes = race(attempt, threads=10)
+    assert sorted(outcomes) == ["read"] * 6 + ["wrote"] * 4, outcomes
+    for category_id in (None, store["wear"].pk):
+        other_process_agrees(ListingQuery(per_page=48), category_id)
+        other_process_agrees(ListingQuery(sort="price_asc", price_max=Decimal("50")), category_id)
