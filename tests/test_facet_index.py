@@ -149,6 +149,7 @@ def test_every_sort_and_page_of_a_category_matches_sql_with_sold_out_products_la
 
 
 def test_the_public_functions_use_the_index_and_keep_their_results(store, settings):
+    settings.CATALOG_FACET_INDEX = True
     query = ListingQuery(sort="price_asc", page=2, per_page=12, options=(("colour", ("Navy", "Red")),))
     indexed = product_listing(query=query, category_id=store["wear"].pk)
     settings.CATALOG_FACET_INDEX = False
@@ -157,7 +158,8 @@ def test_the_public_functions_use_the_index_and_keep_their_results(store, settin
         product_listing(query=ListingQuery(page=99), category_id=store["wear"].pk)
 
 
-def test_a_page_costs_a_fixed_number_of_queries_with_the_index_fresh(store):
+def test_a_page_costs_a_fixed_number_of_queries_with_the_index_fresh(store, settings):
+    settings.CATALOG_FACET_INDEX = True
     # (a chosen value that no product has costs the query that finds its label, as on the SQL path)
     query = ListingQuery(options=(("colour", ("Navy",)),), in_stock=True, price_min=Decimal("10"))
     product_listing(query=query, category_id=store["wear"].pk)  # builds the index
