@@ -52,7 +52,7 @@ logger = logging.getLogger(__name__)
 WINDOW = timedelta(seconds=120)  # how long a transaction that changes products may stay open (see confirm)
 VERIFY_SECONDS = 60.0  # how often the number of active products is compared (~30 ms at 100k products)
 REBUILD_SECONDS = 1800.0  # how often the snapshot is rebuilt whatever the checks say (~1.3 s at 100k)
-PATCH_MAX = 1000  # more changed products than this at once: rebuild instead of patching
+PATCH_MAX = 5000  # more changed products than this at once (a bulk import): rebuild instead of patching
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NULL_HIGH = np.int64(2**62)  # a product without a price (no active variant), where the database sorts NULL last
@@ -398,23 +398,51 @@ def build() -> tuple[Snapshot, dict[int, int]]:
     ), slot_of
 
 
-def _patch(old: Snapshot, slot_of: dict[int, int]) -> Snapshot | None:
+def _chunks(ids: list[int], size: int = 900) -> Iterable[list[int]]:
+    """Ids in lists short enough for any database's bound parameters (SQLite before 3.32: 999)."""
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
+
+
+def _fingerprint(moments: Iterable[datetime]) -> tuple[int, datetime | None, int]:
+    listed = list(moments)
+    return len(listed), max(listed, default=None), sum(_checksum(m) for m in listed)
+
+
+def _window(old: Snapshot, seen: Seen | None) -> tuple[dict[int, datetime], datetime, datetime]:
+    """The products changed after `since` as the database has them (id -> updated_at), `since`, and when the
+    database was last seen to agree with that. Usually only the products stamped after the latest the snapshot
+    knows need reading: if, added to what it knows, they give the fingerprint the check saw, nothing else changed.
+    Else (a late commit, a deletion) the whole window is read."""
+    if seen is not None:
+        latest = max(old.recent.values(), default=seen.since)
+        trial = {pk: m for pk, m in old.recent.items() if m > seen.since}
+        trial.update(_window_rows(max(latest, seen.since)))
+        if _fingerprint(trial.values()) == (seen.n, seen.last, seen.checksum):
+            return trial, seen.since, seen.at
+    read_at = timezone.now()
+    return _window_rows(old.window_start), old.window_start, read_at
+
+
+def _patch(old: Snapshot, slot_of: dict[int, int], seen: Seen | None = None) -> Snapshot | None:
     """A new snapshot with the products changed in the window read again (None: too many, rebuild instead).
     slot_of (id -> slot) is extended in place: a slot, once given, keeps its product."""
-    read_at = timezone.now()
-    window = _window_rows(old.window_start)
-    known = {pk: moment for pk, moment in old.recent.items() if moment > old.window_start}
+    window, since, read_at = _window(old, seen)
+    known = {pk: moment for pk, moment in old.recent.items() if moment > since}
     changed = {pk for pk, moment in window.items() if known.get(pk) != moment}
     changed |= known.keys() - window.keys()  # gone from the window: deleted (or a change rolled back)
     if len(changed) > PATCH_MAX:
         return None
     wanted = sorted(changed)
-    rows = {row[0]: row for row in Product.objects.filter(pk__in=wanted).order_by().values_list(*_FIELDS)}
+    rows = {}
+    for chunk in _chunks(wanted):
+        rows.update((row[0], row) for row in Product.objects.filter(pk__in=chunk).order_by().values_list(*_FIELDS))
     active = [pk for pk in wanted if pk in rows and rows[pk][1]]
     own_options: dict[int, list[OptionKey]] = defaultdict(list)
-    for option, product_ids in _option_rows(active):
-        for pk in product_ids:
-            own_options[pk].append(option)
+    for chunk in _chunks(active):
+        for option, product_ids in _option_rows(chunk):
+            for pk in product_ids:
+                own_options[pk].append(option)
 
     n = old.n + sum(1 for pk in active if pk not in slot_of)
     grow = n - old.n
@@ -583,7 +611,7 @@ class FacetIndex:
                 if seen.agrees(snapshot):
                     snapshot.confirm(seen.at)
                     return snapshot
-            patched = _patch(snapshot, self._slot_of)
+            patched = _patch(snapshot, self._slot_of, seen)
             if patched is None:
                 return self._rebuild_locked()
             self._snapshot = patched
