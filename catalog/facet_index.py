@@ -444,17 +444,14 @@ def _patch(old: Snapshot, slot_of: dict[int, int], seen: Seen | None = None) -> 
             for pk in product_ids:
                 own_options[pk].append(option)
 
-    n = old.n + sum(1 for pk in active if pk not in slot_of)
-    grow = n - old.n
+    added = {pk: old.n + i for i, pk in enumerate(pk for pk in active if pk not in slot_of)}  # new slots
+    grow = len(added)
 
     def grown(array: np.ndarray, fill: Any) -> np.ndarray:
         return np.concatenate((array, np.full(grow, fill, dtype=array.dtype))) if grow else array.copy()
 
     ids, cents, featured = grown(old.ids, 0), grown(old.cents, -1), grown(old.featured, False)
     popularity, published = grown(old.popularity, 0), grown(old.published, 0)
-    for pk in active:
-        if pk not in slot_of:
-            slot_of[pk] = len(slot_of)
     touched = _or(1 << slot_of[pk] for pk in wanted if pk in slot_of)
     keep = ~touched
 
@@ -466,7 +463,7 @@ def _patch(old: Snapshot, slot_of: dict[int, int], seen: Seen | None = None) -> 
     resorted: set[str] = set()
     for pk in active:
         _, _, category_id, brand_slug, brand_name, price, stock, is_featured, pop, when, _ = rows[pk]
-        slot = slot_of[pk]
+        slot = slot_of[pk] if pk in slot_of else added[pk]
         bit = 1 << slot
         new = (_cents(price), bool(is_featured), pop, _micros(when))
         if slot >= old.n or new[0] != old.cents[slot]:
@@ -491,7 +488,7 @@ def _patch(old: Snapshot, slot_of: dict[int, int], seen: Seen | None = None) -> 
         brand_rank = _brand_rank(name for _slug, name in brands)
     recent = {**window, **{pk: row[10] for pk, row in rows.items()}}
     window_start = max(old.window_start, read_at - WINDOW)
-    return Snapshot(
+    patched = Snapshot(
         ids=ids,
         cents=cents,
         featured=featured,
@@ -510,6 +507,8 @@ def _patch(old: Snapshot, slot_of: dict[int, int], seen: Seen | None = None) -> 
         nulls_largest=old.nulls_largest,
         orders={sort: o for sort, o in old._orders.items() if sort not in resorted} if not grow else None,
     )
+    slot_of.update(added)  # last: a patch that failed leaves slot_of as the snapshot in use has it
+    return patched
 
 
 @dataclass(frozen=True)
