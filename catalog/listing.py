@@ -324,7 +324,8 @@ def product_listing(
     Available products come before sold-out ones under every sort (within each, the sort's own order). A search
     that finds fewer than DID_YOU_MEAN_BELOW products carries did_you_mean: the text with its unknown words
     replaced by the closest words of the catalog's titles and brands ("" when there is nothing to suggest).
-    Without a search text the page's products are found in the facet index and their cards read by id.
+    The page's products are found in the facet index (a search's matching ids, and their rank, from SQL) and
+    their cards read by id; with CATALOG_FACET_INDEX off, by ORDER BY ... OFFSET in SQL.
     """
     if facets is None:
         facets = listing_facets(query=query, category_id=category_id, text=text)
