@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, Subquery
 
 from catalog import search as _search
@@ -27,6 +28,7 @@ from catalog.data import (
     ProductListing,
     Suggestion,
 )
+from catalog.facet_index import Snapshot, Subtree, facet_index
 from catalog.images import media_url
 from catalog.models import Brand, Product, ProductOptionValue, Variant
 from catalog.projection import LISTING_FIELDS
@@ -118,8 +120,40 @@ def listing_facets(*, query: ListingQuery, category_id: int | None = None, text:
     """Totals and facet counts of a category (with its subcategories) or of search results, for these filters.
 
     Each facet is counted with every filter but its own, so a shopper sees what choosing another value would give.
-    3 queries, plus one per option filtered on. Sort and page do not change the result: callers may cache it.
+    They come from the process's facet index (catalog.facet_index: one indexed query to check it is fresh, then a
+    time that does not grow with the catalog; a search adds the query of its matching ids), or, with
+    CATALOG_FACET_INDEX off, from SQL: 3 queries, plus one per option filtered on. Sort and page do not change the
+    result: callers may cache it.
     """
+    if _indexed():
+        snapshot = facet_index().current()
+        return _facets_indexed(snapshot, query, category_id, _found(text, ranked=False))
+    return _facets_sql(query, category_id, text)
+
+
+def listing_index_warm() -> int:
+    """Build this process's facet index now (a web worker before its first request: about a second at 100,000
+    products), so no shopper waits for it. Returns how many products it holds (0 with CATALOG_FACET_INDEX off)."""
+    return facet_index().current().alive.bit_count() if _indexed() else 0
+
+
+def _indexed() -> bool:
+    return getattr(settings, "CATALOG_FACET_INDEX", True)
+
+
+def _found(text: str | None, *, ranked: bool) -> list[tuple[int, Any]] | None:
+    """The active products a search text matches, (id, relevance) pairs (relevance None unless ranked); None
+    without a text. One query (on SQLite, two: the typo candidates first)."""
+    match = _match(text)
+    if match is None:
+        return None
+    rows = Product.objects.filter(is_active=True).filter(match.condition).order_by()
+    if ranked:
+        return list(rows.annotate(relevance=match.rank).values_list("id", "relevance"))
+    return [(pk, None) for pk in rows.values_list("id", flat=True)]
+
+
+def _facets_sql(query: ListingQuery, category_id: int | None, text: str | None) -> ListingFacets:
     f = _filters(query, category_id, _match(text))
     all_options = f.options_except()
 
@@ -132,26 +166,13 @@ def listing_facets(*, query: ListingQuery, category_id: int | None = None, text:
     )
 
     # 2. brand facet, counted with every filter but the brand's
-    selected_brands = set(query.brands)
-    brand_rows = (
+    brand_rows = list(
         f.base.filter(all_options, f.price, f.stock)
         .exclude(brand=None)
         .values("brand__slug", "brand_name")
         .annotate(n=Count("id"))
         .order_by("brand_name")
     )
-    brand_values = [
-        FacetValue(r["brand__slug"], r["brand_name"], r["n"], r["brand__slug"] in selected_brands) for r in brand_rows
-    ]
-    # A chosen brand the other filters leave no product of stays in the facet (count 0), so it can be unticked.
-    missing = selected_brands - {v.value for v in brand_values}
-    if missing:
-        brand_values += [
-            FacetValue(slug, name, 0, True)
-            for slug, name in Brand.objects.filter(slug__in=missing).values_list("slug", "name")
-        ]
-        brand_values.sort(key=lambda v: v.label.lower())
-    facets = [Facet("brand", "Brand", tuple(brand_values))]
 
     # 3. option facets: one query for the options nobody filtered on, one per option filtered on
     selected_options = dict(query.options)
@@ -168,6 +189,29 @@ def listing_facets(*, query: ListingQuery, category_id: int | None = None, text:
             .values("key", "name", "value")
             .annotate(n=Count("product_id"))
         )
+    return _assemble(query, totals, brand_rows, option_rows)
+
+
+def _assemble(
+    query: ListingQuery, totals: dict[str, Any], brand_rows: list[dict[str, Any]], option_rows: list[dict[str, Any]]
+) -> ListingFacets:
+    """The facets from the counts (brands in name order; options as rows of key, name, value, n), whichever way
+    they were counted."""
+    selected_brands = set(query.brands)
+    brand_values = [
+        FacetValue(r["brand__slug"], r["brand_name"], r["n"], r["brand__slug"] in selected_brands) for r in brand_rows
+    ]
+    # A chosen brand the other filters leave no product of stays in the facet (count 0), so it can be unticked.
+    missing = selected_brands - {v.value for v in brand_values}
+    if missing:
+        brand_values += [
+            FacetValue(slug, name, 0, True)
+            for slug, name in Brand.objects.filter(slug__in=missing).values_list("slug", "name")
+        ]
+        brand_values.sort(key=lambda v: v.label.lower())
+    facets = [Facet("brand", "Brand", tuple(brand_values))]
+
+    selected_options = dict(query.options)
     by_key: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in option_rows:
         by_key[row["key"]].append(row)
@@ -193,6 +237,79 @@ def listing_facets(*, query: ListingQuery, category_id: int | None = None, text:
     )
 
 
+@dataclass(frozen=True)
+class _Bits:
+    """The filters of a listing as bitmaps of the facet index (None: not filtered on)."""
+
+    subtree: Subtree
+    brand: int | None
+    price: int | None
+    stock: int | None
+    options: dict[str, int]
+
+    def both(self, *parts: int | None) -> int:
+        bits = self.subtree.bits
+        for part in parts:
+            if part is not None:
+                bits &= part
+        return bits
+
+    def options_except(self, skip: str | None = None) -> list[int]:
+        return [bits for key, bits in self.options.items() if key != skip]
+
+    def matching(self) -> int:
+        return self.both(self.brand, self.price, self.stock, *self.options_except())
+
+
+def _bits(
+    snapshot: Snapshot, query: ListingQuery, category_id: int | None, found: list[tuple[int, Any]] | None
+) -> _Bits:
+    ids = None if category_id is None else category_tree().descendant_ids(category_id)
+    subtree = snapshot.subtree(ids)
+    if found is not None:
+        subtree = snapshot.among(subtree, [pk for pk, _ in found])
+    priced = query.price_min is not None or query.price_max is not None
+    return _Bits(
+        subtree=subtree,
+        brand=snapshot.brands_of(query.brands) if query.brands else None,
+        price=snapshot.price_bits(query.price_min, query.price_max) if priced else None,
+        stock=snapshot.in_stock if query.in_stock else None,
+        options={key: snapshot.option_of(key, values) for key, values in query.options},
+    )
+
+
+def _facets_indexed(
+    snapshot: Snapshot, query: ListingQuery, category_id: int | None, found: list[tuple[int, Any]] | None = None
+) -> ListingFacets:
+    """What _facets_sql counts, counted on the facet index's bitmaps (of a search's products: found): the same."""
+    b = _bits(snapshot, query, category_id, found)
+    with_brand_options = b.both(b.brand, *b.options_except())
+    floor, ceiling = snapshot.price_span(b.both(with_brand_options, b.stock))
+    totals = {
+        "n_total": b.both(with_brand_options, b.price, b.stock).bit_count(),
+        "n_in_stock": b.both(with_brand_options, b.price, snapshot.in_stock).bit_count(),
+        "price_floor": floor,
+        "price_ceiling": ceiling,
+    }
+    others = b.both(b.price, b.stock, *b.options_except())
+    brand_rows = []
+    for (slug, name), bits in b.subtree.brands:
+        n = (others & bits).bit_count()
+        if n:
+            brand_rows.append({"brand__slug": slug, "brand_name": name, "n": n})
+    last = len(snapshot.brand_rank)
+    brand_rows.sort(key=lambda r: (snapshot.brand_rank.get(r["brand_name"], last), r["brand__slug"]))
+
+    matching = b.matching()
+    without = {key: b.both(b.brand, b.price, b.stock, *b.options_except(key)) for key in b.options}
+    option_rows = []
+    for (key, name, value), bits in b.subtree.options:
+        n = (without.get(key, matching) & bits).bit_count()
+        if n:
+            option_rows.append({"key": key, "name": name, "value": value, "n": n})
+    return _assemble(query, totals, brand_rows, option_rows)
+
+
 def product_listing(
     *,
     query: ListingQuery,
@@ -208,6 +325,8 @@ def product_listing(
     Available products come before sold-out ones under every sort (within each, the sort's own order). A search
     that finds fewer than DID_YOU_MEAN_BELOW products carries did_you_mean: the text with its unknown words
     replaced by the closest words of the catalog's titles and brands ("" when there is nothing to suggest).
+    The page's products are found in the facet index (a search's matching ids, and their rank, from SQL) and
+    their cards read by id; with CATALOG_FACET_INDEX off, by ORDER BY ... OFFSET in SQL.
     """
     if facets is None:
         facets = listing_facets(query=query, category_id=category_id, text=text)
@@ -215,6 +334,28 @@ def product_listing(
     if not 1 <= query.page <= num_pages:
         raise PageOutOfRange(query.page)
 
+    start = (query.page - 1) * query.per_page
+    items = _page_indexed(query, category_id, text, start) if _indexed() else _page_sql(query, category_id, text, start)
+    suggestion = ""
+    if text and facets.total < DID_YOU_MEAN_BELOW:
+        suggestion = _search.did_you_mean(Product, text[:SEARCH_MAX_LENGTH])
+
+    return ProductListing(
+        items=items,
+        total=facets.total,
+        page=query.page,
+        per_page=query.per_page,
+        num_pages=num_pages,
+        sort=query.sort,
+        facets=facets.facets,
+        in_stock_count=facets.in_stock_count,
+        price_floor=facets.price_floor,
+        price_ceiling=facets.price_ceiling,
+        did_you_mean=suggestion,
+    )
+
+
+def _page_sql(query: ListingQuery, category_id: int | None, text: str | None, start: int) -> tuple[ProductCard, ...]:
     match = _match(text)
     matching = _filters(query, category_id, match).matching()
     if query.sort == "price_asc":
@@ -228,25 +369,52 @@ def product_listing(
         ordering = ("-relevance", "-popularity", "id")
     else:
         ordering = ("-is_featured", "-popularity", "id")
-    start = (query.page - 1) * query.per_page
     rows = matching.order_by("-in_stock", *ordering).values(*_CARD_FIELDS)[start : start + query.per_page]
-    suggestion = ""
-    if text and facets.total < DID_YOU_MEAN_BELOW:
-        suggestion = _search.did_you_mean(Product, text[:SEARCH_MAX_LENGTH])
+    return tuple(_card(r) for r in rows)
 
-    return ProductListing(
-        items=tuple(_card(r) for r in rows),
-        total=facets.total,
-        page=query.page,
-        per_page=query.per_page,
-        num_pages=num_pages,
-        sort=query.sort,
-        facets=facets.facets,
-        in_stock_count=facets.in_stock_count,
-        price_floor=facets.price_floor,
-        price_ceiling=facets.price_ceiling,
-        did_you_mean=suggestion,
-    )
+
+def _page_indexed(
+    query: ListingQuery, category_id: int | None, text: str | None, start: int
+) -> tuple[ProductCard, ...]:
+    """The page's ids from the facet index, their cards from the database (fresh), in one query that also carries
+    the index's freshness check: if something changed, the index is patched and the page found again. A card gone
+    (a product deleted since the index last looked) rebuilds the index and reads the page again. A search first
+    reads its matching products (with their relevance when sorted by it) from SQL."""
+    index = facet_index()
+    snapshot = index.latest()
+    ranked = query.sort == "relevance"
+    found = _found(text, ranked=ranked)
+    wanted: list[int] = []
+    by_id: dict[int, dict[str, Any]] = {}
+    for _ in range(3):
+        matching = _bits(snapshot, query, category_id, found).matching()
+        if found is not None and ranked:
+            wanted = snapshot.page_ranked(matching, found, start, query.per_page)
+        else:
+            wanted = snapshot.page(matching, query.sort, start, query.per_page)
+        if not wanted:
+            fresh = index.sync(snapshot, index.seen(snapshot))
+            if fresh is snapshot:
+                return ()
+            snapshot = fresh
+            continue
+        seen, check = index.check_columns(snapshot)
+        rows = list(
+            Product.objects.filter(pk__in=wanted, is_active=True)
+            .order_by()
+            .annotate(**check)
+            .values(*_CARD_FIELDS, *check)
+        )
+        seen = seen.read(rows[0]) if rows else index.seen(snapshot)
+        fresh = index.sync(snapshot, seen)
+        by_id = {row["id"]: row for row in rows}
+        if fresh is snapshot:
+            if len(by_id) == len(wanted):
+                return tuple(_card(by_id[pk]) for pk in wanted)
+            index.reset()
+            fresh = index.latest()
+        snapshot = fresh
+    return tuple(_card(by_id[pk]) for pk in wanted if pk in by_id)  # still changing: the last read as it is
 
 
 def products_featured(*, limit: int = 8) -> tuple[ProductCard, ...]:

@@ -3,7 +3,8 @@
 Keyword-only arguments; plain values and frozen dataclasses in and out, never models or querysets. The returned
 data carries slugs and ids, never a shop URL: the shop builds its own links.
 Reads: category_tree, product_categories (a product's category and those above it), product_listing (category
-pages and search, with facets), product_detail, product_suggest,
+pages and search, with facets; listing_index_warm builds the process's facet index ahead of the first page),
+product_detail, product_suggest,
 products_featured, products_newest, products_cards (cards of many products by id, one query), variants_get,
 sitemap_products.
 Writes: refresh_products (recompute what listings show and publish catalog.product.changed.v1), stock_set,
@@ -82,6 +83,7 @@ from catalog.demo import DemoProduct, DemoVariant, demo_catalog_products, demo_c
 from catalog.detail import product_detail, sitemap_products, variants_get
 from catalog.listing import (
     listing_facets,
+    listing_index_warm,
     product_listing,
     product_suggest,
     products_cards,
@@ -162,6 +164,7 @@ __all__ = [
     "demo_catalog_seed",
     "images_render",
     "listing_facets",
+    "listing_index_warm",
     "option_key",
     "ordered_options",
     "product_categories",

@@ -368,6 +368,11 @@ TIME_ZONE = env_str("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
 
+# ---------------------------------------------------------------- catalog
+# Category pages count their facets and find their page in a per-process in-memory index (catalog/facet_index.py)
+# instead of GROUP BY and ORDER BY ... OFFSET over the category; 0 keeps the SQL path (searches always use it).
+CATALOG_FACET_INDEX = env_bool("CATALOG_FACET_INDEX", True)
+
 # ---------------------------------------------------------------- shop
 SHOP_NAME = env_str("SHOP_NAME", "Northwind Goods")
 SHOP_CURRENCY = env_str("SHOP_CURRENCY", "EUR")

@@ -156,6 +156,17 @@ def _fresh_cache(settings):
 
 
 @pytest.fixture(autouse=True)
+def _fresh_facet_index():
+    """Each test starts with no facet index: catalog.facet_index is per-process state, and a test's rolled-back
+    products must not stay in the next test's counts."""
+    from catalog import facet_index
+
+    facet_index.reset()
+    yield
+    facet_index.reset()
+
+
+@pytest.fixture(autouse=True)
 def _api_throttle_roomy(settings):
     """The API's token buckets hold plenty in tests (the throttling test sets its own small bucket), and the list
     cache is off (its own tests turn it on)."""
