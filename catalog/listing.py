@@ -125,9 +125,18 @@ def listing_facets(*, query: ListingQuery, category_id: int | None = None, text:
     CATALOG_FACET_INDEX off, from SQL: 3 queries, plus one per option filtered on. Sort and page do not change the
     result: callers may cache it.
     """
+    return _listing_facets(query, category_id, text, _NOT_READ)
+
+
+_NOT_READ: Any = object()  # a search's matching products not read yet
+
+
+def _listing_facets(query: ListingQuery, category_id: int | None, text: str | None, found: Any) -> ListingFacets:
     if _indexed():
         snapshot = facet_index().current()
-        return _facets_indexed(snapshot, query, category_id, _found(text, ranked=False))
+        if found is _NOT_READ:
+            found = _found(text, ranked=False)
+        return _facets_indexed(snapshot, query, category_id, found)
     return _facets_sql(query, category_id, text)
 
 
@@ -328,14 +337,19 @@ def product_listing(
     The page's products are found in the facet index (a search's matching ids, and their rank, from SQL) and
     their cards read by id; with CATALOG_FACET_INDEX off, by ORDER BY ... OFFSET in SQL.
     """
+    # A search reads its matching products once for both, when this call counts the facets itself.
+    found = _found(text, ranked=query.sort == "relevance") if facets is None and _indexed() else _NOT_READ
     if facets is None:
-        facets = listing_facets(query=query, category_id=category_id, text=text)
+        facets = _listing_facets(query, category_id, text, found)
     num_pages = max(1, math.ceil(facets.total / query.per_page))
     if not 1 <= query.page <= num_pages:
         raise PageOutOfRange(query.page)
 
     start = (query.page - 1) * query.per_page
-    items = _page_indexed(query, category_id, text, start) if _indexed() else _page_sql(query, category_id, text, start)
+    if _indexed():
+        items = _page_indexed(query, category_id, text, start, found)
+    else:
+        items = _page_sql(query, category_id, text, start)
     suggestion = ""
     if text and facets.total < DID_YOU_MEAN_BELOW:
         suggestion = _search.did_you_mean(Product, text[:SEARCH_MAX_LENGTH])
@@ -374,7 +388,7 @@ def _page_sql(query: ListingQuery, category_id: int | None, text: str | None, st
 
 
 def _page_indexed(
-    query: ListingQuery, category_id: int | None, text: str | None, start: int
+    query: ListingQuery, category_id: int | None, text: str | None, start: int, found: Any = _NOT_READ
 ) -> tuple[ProductCard, ...]:
     """The page's ids from the facet index, their cards from the database (fresh), in one query that also carries
     the index's freshness check: if something changed, the index is patched and the page found again. A card gone
@@ -383,7 +397,8 @@ def _page_indexed(
     index = facet_index()
     snapshot = index.latest()
     ranked = query.sort == "relevance"
-    found = _found(text, ranked=ranked)
+    if found is _NOT_READ:
+        found = _found(text, ranked=ranked)
     wanted: list[int] = []
     by_id: dict[int, dict[str, Any]] = {}
     for _ in range(3):

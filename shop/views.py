@@ -337,10 +337,16 @@ def search(request: HttpRequest) -> HttpResponse:
     def build() -> Part:
         listing = None
         if text:
-            facets = caching.cached(
-                f"facets:search:{text.lower()}:{query.filter_key}",
-                (caching.LISTING,),
-                lambda: listing_facets(query=query, text=text),
+            # With the page cache, the counts are kept for every sort and page of this search; without it,
+            # product_listing counts them from the same read of the matching products as its page.
+            facets = (
+                caching.cached(
+                    f"facets:search:{text.lower()}:{query.filter_key}",
+                    (caching.LISTING,),
+                    lambda: listing_facets(query=query, text=text),
+                )
+                if caching.enabled()
+                else None
             )
             try:
                 listing = product_listing(query=query, text=text, facets=facets)

@@ -175,3 +175,24 @@ def test_the_planner_knows_the_typo_match_is_dear_so_common_words_use_the_indexe
     with connection.cursor() as cursor:
         cursor.execute("SELECT procost FROM pg_proc WHERE proname = 'word_similarity_commutator_op'")
         assert cursor.fetchone()[0] == 100
+
+
+@pytest.mark.parametrize("sort", ["relevance", "price_asc"])
+def test_a_search_page_reads_its_matches_once_and_shows_what_precounted_facets_give(shelf, sort):
+    """Without facets given (no page cache), the page and its counts come from one read of the matching
+    products; with them, the page is the same."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from catalog.services import listing_facets
+
+    query = ListingQuery(sort=sort)
+    search("lamp")  # the facet index built
+    with CaptureQueriesContext(connection) as seen:
+        alone = product_listing(query=query, text="lamp")
+    # each read: the full-text query on PostgreSQL; on SQLite its typo candidates come first (ORDER BY rank)
+    reads = [q["sql"] for q in seen.captured_queries if "search_vector" in q["sql"] or "ORDER BY rank" in q["sql"]]
+    assert len(reads) == 1, reads
+    given = product_listing(query=query, text="lamp", facets=listing_facets(query=query, text="lamp"))
+    assert (titles(alone), alone.total, alone.facets) == (titles(given), given.total, given.facets)
+    assert titles(alone) == ["Aurora Lamp", "Boreal Lamp"]
