@@ -113,8 +113,11 @@ def _postgres_match(words: list[str]) -> Match:
         each &= Q(search_vector=SearchQuery(f"{w}:*", search_type="raw", config=CONFIG)) | Q(
             title__trigram_word_similar=w
         )
+    # all the words as prefixes (this also finds products when some words are stop words), or each word as a
+    # prefix or close to a title word; for one word the first is the second's own first half, read twice
+    condition = each if len(words) == 1 else Q(search_vector=prefixes) | each
     return Match(
-        condition=Q(search_vector=prefixes) | each,  # the first also when some words are stop words
+        condition=condition,
         rank=SearchRank(F("search_vector"), prefixes) + TrigramWordSimilarity(cleaned, "title") * Value(0.5),
     )
 
