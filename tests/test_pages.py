@@ -120,3 +120,34 @@ def test_a_cards_link_is_the_product_pages_address_under_any_script_prefix():
     finally:
         set_script_prefix("/")
     assert product_url("lamp") == "/p/lamp/"
+
+
+def test_a_product_card_escapes_every_field_and_says_price_sale_and_stock():
+    from decimal import Decimal
+
+    from django.template import engines
+
+    from catalog.data import ProductCard
+
+    card = ProductCard(
+        7, 'Tee <script>alert(1)</script> & "co"', "tee-7", "<b>Brand</b>", Decimal("19.90"), Decimal("24.00"),
+        Decimal("29.90"), "EUR", False, '/media/x.jpg"><script>', 'a "b"', 42,
+    )  # fmt: skip
+    listing = engines["django"].from_string("{% product_card card %}").render({"card": card})
+    assert "<script>" not in listing
+    assert "Tee &lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;co&quot;" in listing
+    assert 'href="/p/tee-7/"' in listing
+    assert '<span class="from">from</span> <strong>€19.90</strong>' in listing, "prices differ between variants"
+    assert '<span class="visually-hidden">was </span>€29.90</s>' in listing
+    assert '<p class="card-stock out">Out of stock</p>' in listing
+    assert "<form" not in listing
+    slot = (
+        engines["django"]
+        .from_string("{% product_card card recs=True one_click=True %}")
+        .render({"card": card, "csrf_token": "t0ken", "next_url": "/cart/"})
+    )
+    assert 'data-product-id="7"' in slot
+    assert '<input type="hidden" name="csrfmiddlewaretoken" value="t0ken">' in slot
+    assert '<input type="hidden" name="variant" value="42">' in slot
+    assert '<input type="hidden" name="next" value="/cart/">' in slot
+    assert "card-stock" not in slot, "a slot's card says nothing of stock (it only shows products in stock)"
