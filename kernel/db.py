@@ -24,6 +24,7 @@ from typing import Any
 from django.conf import settings
 from django.db import NotSupportedError, connections, router, transaction
 from django.db.models import Field, Model, QuerySet
+from django.db.transaction import TransactionManagementError
 
 KERNEL = "kernel"
 
@@ -226,6 +227,8 @@ def unique_by(model: type[Model], *, for_update: bool = False, using: str | None
         return queryset.select_for_update() if for_update else queryset
 
     alias = using or (router.db_for_write(model) if for_update else router.db_for_read(model)) or "default"
+    if for_update and connections[alias].get_autocommit():  # what the ORM's compiler checks, on every call
+        raise TransactionManagementError("unique_by(for_update=True) must run inside a transaction")
     found = prepared_objects(f"unique:{model._meta.label}:{field}:{for_update}", build, value, using=alias)
     return found[0] if found else None
 

@@ -138,7 +138,7 @@ def test_a_prepared_read_of_nothing_asks_nothing_and_refuses_an_argument_used_tw
                       using="default")  # fmt: skip
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_unique_by_finds_one_row_by_its_key_and_can_lock_it():
     from django.db import transaction
 
@@ -158,3 +158,5 @@ def test_unique_by_finds_one_row_by_its_key_and_can_lock_it():
         locked.title = "Desk lamp"
         locked.save(update_fields=["title"])
     assert unique_by(type(lamp), slug="lamp").title == "Desk lamp", "an instance from the prepared read saves"
+    with pytest.raises(transaction.TransactionManagementError):  # a lock outside a transaction would hold nothing
+        unique_by(type(lamp), pk=lamp.pk, for_update=True)
