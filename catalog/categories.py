@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from collections import defaultdict
 from collections.abc import Iterable
 
@@ -31,7 +32,30 @@ from kernel.db import atomic, db_for_module, unique
 logger = logging.getLogger(__name__)
 
 
+# The tree one request has read, for its other readers (a category page asks for it in the view, the listing's
+# filters, the facets and the page frame): read once per request, never carried from one request to the next.
+_request = threading.local()
+
+
+def request_started(**kwargs: object) -> None:
+    _request.active, _request.tree = True, None
+
+
+def request_finished(**kwargs: object) -> None:
+    _request.active, _request.tree = False, None
+
+
 def category_tree() -> CategoryTree:
+    tree = getattr(_request, "tree", None)
+    if tree is not None:
+        return tree
+    tree = _category_tree()
+    if getattr(_request, "active", False):
+        _request.tree = tree
+    return tree
+
+
+def _category_tree() -> CategoryTree:
     try:
         tree = cache.get(TREE_CACHE_KEY)
     except Exception:  # cache unreachable: read the database instead of failing the page
@@ -71,10 +95,15 @@ def product_categories(*, product_ids: Iterable[int]) -> dict[int, tuple[int, ..
     return found
 
 
+def _forget_tree() -> None:
+    _request.tree = None
+    cache.delete(TREE_CACHE_KEY)
+
+
 def categories_changed(*, category_id: int) -> None:
     """Call after any change to categories: refreshes the cached tree and tells the rest of the shop."""
-    transaction.on_commit(lambda: cache.delete(TREE_CACHE_KEY), using=db_for_module("catalog"))
-    cache.delete(TREE_CACHE_KEY)
+    transaction.on_commit(_forget_tree, using=db_for_module("catalog"))
+    _forget_tree()
     publish(CategoriesChanged(category_id=category_id))
 
 

@@ -529,6 +529,9 @@ class Seen:
         return replace(self, n=row["_fp_n"], last=row["_fp_last"], checksum=int(row["_fp_sum"] or 0))
 
 
+CHECK_COLUMNS = ("_fp_n", "_fp_last", "_fp_sum")
+
+
 class FacetIndex:
     """The process's index. current() gives a snapshot checked against the database (one query); latest() one
     without that check, for a caller that checks it within its own query (fingerprint_columns, then sync)."""
@@ -580,19 +583,27 @@ class FacetIndex:
         return Seen(since, at, found["n"], found["last"], int(found["checksum"] or 0))
 
     @staticmethod
-    def check_columns(snapshot: Snapshot) -> tuple[Seen, dict[str, RawSQL]]:
-        """The freshness check as columns another query of catalog's database can carry ("_fp_n", "_fp_last",
-        "_fp_sum": scalar subqueries down the updated_at index), and what to fill in from them (Seen.read)."""
+    def check_columns(snapshot: Snapshot) -> tuple[Seen, Any]:
+        """The freshness check for another query of catalog's database to carry: what to fill in from its row
+        (Seen.read), and the parameter of check_annotations."""
         connection = connections[_alias()]
         since, at = snapshot.window_start, timezone.now()
-        table, updated_at = connection.ops.quote_name(Product._meta.db_table), connection.ops.quote_name("updated_at")
         param = Product._meta.get_field("updated_at").get_db_prep_value(since, connection)
+        return Seen(since, at, -1, None, 0), param
+
+    @staticmethod
+    def check_annotations(n_param: Any, last_param: Any, sum_param: Any) -> dict[str, RawSQL]:
+        """The freshness check as columns (CHECK_COLUMNS: scalar subqueries down the updated_at index), for
+        QuerySet.annotate(); each parameter the one from check_columns (three, for a statement compiled once:
+        kernel.db.prepared_rows wants each of its arguments in one place)."""
+        connection = connections[_alias()]
+        table, updated_at = connection.ops.quote_name(Product._meta.db_table), connection.ops.quote_name("updated_at")
         where = f"FROM {table} fp WHERE fp.{updated_at} > %s"  # quoted names only
         total = _checksum_sql(connection, f"fp.{updated_at}")
-        return Seen(since, at, -1, None, 0), {
-            "_fp_n": RawSQL(f"SELECT COUNT(*) {where}", (param,), output_field=IntegerField()),  # noqa: S611
-            "_fp_last": RawSQL(f"SELECT MAX(fp.{updated_at}) {where}", (param,), output_field=DateTimeField()),  # noqa: S611
-            "_fp_sum": RawSQL(f"SELECT SUM({total}) {where}", (param,), output_field=IntegerField()),  # noqa: S611
+        return {
+            "_fp_n": RawSQL(f"SELECT COUNT(*) {where}", (n_param,), output_field=IntegerField()),  # noqa: S611
+            "_fp_last": RawSQL(f"SELECT MAX(fp.{updated_at}) {where}", (last_param,), output_field=DateTimeField()),  # noqa: S611
+            "_fp_sum": RawSQL(f"SELECT SUM({total}) {where}", (sum_param,), output_field=IntegerField()),  # noqa: S611
         }
 
     def sync(self, snapshot: Snapshot, seen: Seen) -> Snapshot:

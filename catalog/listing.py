@@ -28,7 +28,7 @@ from catalog.data import (
     ProductListing,
     Suggestion,
 )
-from catalog.facet_index import Snapshot, Subtree, facet_index
+from catalog.facet_index import CHECK_COLUMNS, FacetIndex, Snapshot, Subtree, facet_index
 from catalog.images import media_url
 from catalog.models import Brand, Product, ProductOptionValue, Variant
 from catalog.projection import LISTING_FIELDS
@@ -337,19 +337,30 @@ def product_listing(
     The page's products are found in the facet index (a search's matching ids, and their rank, from SQL) and
     their cards read by id; with CATALOG_FACET_INDEX off, by ORDER BY ... OFFSET in SQL.
     """
-    # A search reads its matching products once for both, when this call counts the facets itself.
-    found = _found(text, ranked=query.sort == "relevance") if facets is None and _indexed() else _NOT_READ
-    if facets is None:
-        facets = _listing_facets(query, category_id, text, found)
-    num_pages = max(1, math.ceil(facets.total / query.per_page))
-    if not 1 <= query.page <= num_pages:
-        raise PageOutOfRange(query.page)
-
     start = (query.page - 1) * query.per_page
-    if _indexed():
-        items = _page_indexed(query, category_id, text, start, found)
+    if facets is None and _indexed():
+        # Counts and page from one snapshot of the facet index, checked by the page's own read of its cards (a
+        # search reads its matching products once for both).
+        found = _found(text, ranked=query.sort == "relevance")
+        snapshot = facet_index().latest()
+        facets = _facets_indexed(snapshot, query, category_id, found)
+        if not _in_range(query, facets):  # maybe only in a stale snapshot: check it before saying so
+            snapshot = facet_index().current()
+            facets = _facets_indexed(snapshot, query, category_id, found)
+            _check_page(query, facets)
+        items, used = _page_indexed(query, category_id, text, start, found, snapshot)
+        if used is not snapshot:  # the catalog changed under the page: count on what the page was read from
+            facets = _facets_indexed(used, query, category_id, found)
+            _check_page(query, facets)
     else:
-        items = _page_sql(query, category_id, text, start)
+        if facets is None:
+            facets = _listing_facets(query, category_id, text, _NOT_READ)
+        _check_page(query, facets)
+        if _indexed():
+            items, _ = _page_indexed(query, category_id, text, start)
+        else:
+            items = _page_sql(query, category_id, text, start)
+    num_pages = max(1, math.ceil(facets.total / query.per_page))
     suggestion = ""
     if text and facets.total < DID_YOU_MEAN_BELOW:
         suggestion = _search.did_you_mean(Product, text[:SEARCH_MAX_LENGTH])
@@ -367,6 +378,15 @@ def product_listing(
         price_ceiling=facets.price_ceiling,
         did_you_mean=suggestion,
     )
+
+
+def _in_range(query: ListingQuery, facets: ListingFacets) -> bool:
+    return 1 <= query.page <= max(1, math.ceil(facets.total / query.per_page))
+
+
+def _check_page(query: ListingQuery, facets: ListingFacets) -> None:
+    if not _in_range(query, facets):
+        raise PageOutOfRange(query.page)
 
 
 def _page_sql(query: ListingQuery, category_id: int | None, text: str | None, start: int) -> tuple[ProductCard, ...]:
@@ -388,14 +408,20 @@ def _page_sql(query: ListingQuery, category_id: int | None, text: str | None, st
 
 
 def _page_indexed(
-    query: ListingQuery, category_id: int | None, text: str | None, start: int, found: Any = _NOT_READ
-) -> tuple[ProductCard, ...]:
+    query: ListingQuery,
+    category_id: int | None,
+    text: str | None,
+    start: int,
+    found: Any = _NOT_READ,
+    snapshot: Snapshot | None = None,
+) -> tuple[tuple[ProductCard, ...], Snapshot]:
     """The page's ids from the facet index, their cards from the database (fresh), in one query that also carries
     the index's freshness check: if something changed, the index is patched and the page found again. A card gone
     (a product deleted since the index last looked) rebuilds the index and reads the page again. A search first
-    reads its matching products (with their relevance when sorted by it) from SQL."""
+    reads its matching products (with their relevance when sorted by it) from SQL. Starts from `snapshot` (else
+    the index's latest) and returns, with the cards, the snapshot they agree with."""
     index = facet_index()
-    snapshot = index.latest()
+    snapshot = snapshot or index.latest()
     ranked = query.sort == "relevance"
     if found is _NOT_READ:
         found = _found(text, ranked=ranked)
@@ -410,26 +436,34 @@ def _page_indexed(
         if not wanted:
             fresh = index.sync(snapshot, index.seen(snapshot))
             if fresh is snapshot:
-                return ()
+                return (), snapshot
             snapshot = fresh
             continue
-        seen, check = index.check_columns(snapshot)
-        rows = list(
-            Product.objects.filter(pk__in=wanted, is_active=True)
-            .order_by()
-            .annotate(**check)
-            .values(*_CARD_FIELDS, *check)
-        )
+        seen, since = index.check_columns(snapshot)
+        names = (*_CARD_FIELDS, *CHECK_COLUMNS)
+        rows = [dict(zip(names, row, strict=True)) for row in
+                prepared_rows("catalog.listing.checked_cards", _checked_cards, wanted, since, since, since,
+                              using=db_for_module("catalog"))]  # fmt: skip
         seen = seen.read(rows[0]) if rows else index.seen(snapshot)
         fresh = index.sync(snapshot, seen)
         by_id = {row["id"]: row for row in rows}
         if fresh is snapshot:
             if len(by_id) == len(wanted):
-                return tuple(_card(by_id[pk]) for pk in wanted)
+                return tuple(_card(by_id[pk]) for pk in wanted), snapshot
             index.reset()
             fresh = index.latest()
         snapshot = fresh
-    return tuple(_card(by_id[pk]) for pk in wanted if pk in by_id)  # still changing: the last read as it is
+    return tuple(_card(by_id[pk]) for pk in wanted if pk in by_id), snapshot  # still changing: the last read
+
+
+def _checked_cards(product_ids: list[int], *since: Any) -> Any:
+    """The cards of these products with the facet index's freshness check (facet_index.CHECK_COLUMNS)."""
+    return (
+        Product.objects.filter(pk__in=product_ids, is_active=True)
+        .order_by()
+        .annotate(**FacetIndex.check_annotations(*since))
+        .values_list(*_CARD_FIELDS, *CHECK_COLUMNS)
+    )
 
 
 def products_featured(*, limit: int = 8) -> tuple[ProductCard, ...]:

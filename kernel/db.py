@@ -16,6 +16,7 @@ stays in "default".
 from __future__ import annotations
 
 import contextvars
+import datetime
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -123,7 +124,12 @@ def unique(queryset: QuerySet) -> Any:
 # ---------------------------------------------------------------- reads compiled once
 
 
+_FIRST_INSTANT = datetime.datetime(1, 1, 1, tzinfo=datetime.UTC)
+
+
 def _stand_in(value: Any, i: int, j: int) -> Any:
+    if isinstance(value, datetime.datetime):  # an instant of year 1: no real row's
+        return _FIRST_INSTANT + datetime.timedelta(seconds=i, microseconds=j)
     return -1_000_000_000 - 1000 * i - j if isinstance(value, int) else f"\0arg{i}.{j}\0"
 
 
@@ -145,7 +151,8 @@ def _sentinels(args: tuple[Any, ...]) -> tuple[list[Any], list[Any]]:
 
 def prepared_rows(name: str, build: Callable[..., QuerySet], *args: Any, using: str) -> list[tuple[Any, ...]]:
     """The rows of build(*args), a values_list() query whose only parameters that change from call to call are
-    `args` (ints or strings, or lists of them: a list gives one parameter per item), as the ORM would return them.
+    `args` (ints, strings or aware datetimes, or lists of them: a list gives one parameter per item), as the ORM
+    would return them.
 
     The ORM compiles the query once per name, number of items in each list and database connection; each call
     then runs that SQL with its own values and converts the columns with the ORM's own converters. Compiling is

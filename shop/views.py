@@ -299,10 +299,16 @@ def category(request: HttpRequest, slug: str) -> HttpResponse:
     query = form.listing_query(page)
 
     def build() -> Part:
-        facets = caching.cached(
-            f"facets:category:{node.id}:{query.filter_key}",
-            (caching.LISTING,),
-            lambda: listing_facets(query=query, category_id=node.id),
+        # With the page cache, the counts are kept for every sort and page of these filters; without it,
+        # product_listing counts them on the same snapshot of the facet index as its page.
+        facets = (
+            caching.cached(
+                f"facets:category:{node.id}:{query.filter_key}",
+                (caching.LISTING,),
+                lambda: listing_facets(query=query, category_id=node.id),
+            )
+            if caching.enabled()
+            else None
         )
         try:
             listing = product_listing(query=query, category_id=node.id, facets=facets)

@@ -16,6 +16,7 @@ from django.core.management import call_command
 from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 
+from catalog.services import category_update
 from shop.models import InfoPage
 from tests.factories import SuperuserFactory, make_brand, make_category, make_product
 
@@ -237,3 +238,22 @@ def test_staff_edit_a_page_in_the_admin_told_that_its_html_is_trusted(client):
     assert "<p>Call Northwind Goods.</p>" in shown
     delete = client.get(f"/admin/shop/infopage/{page.pk}/delete/")
     assert delete.status_code == 403, "the footer links to it: staff unpublish it instead"
+
+
+def test_a_category_page_reads_the_category_tree_once_and_the_next_request_sees_a_change(client, monkeypatch):
+    from catalog import categories
+
+    wear = make_category("Wear")
+    make_category("Tops", wear)
+    reads = []
+    read = categories._category_tree
+    monkeypatch.setattr(categories, "_category_tree", lambda: reads.append(1) or read())
+    assert client.get(f"/c/{wear.slug}/").status_code == 200
+    assert len(reads) == 1, "the view, the filters, the facets and the page frame share one read"
+    category_update(category_id=wear.pk, name="Outerwear")
+    page = client.get(f"/c/{wear.slug}/")
+    assert "Outerwear" in page.content.decode()
+    assert len(reads) == 2
+    categories.category_tree()  # outside a request: read every time, nothing kept
+    categories.category_tree()
+    assert len(reads) == 4

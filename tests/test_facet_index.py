@@ -43,7 +43,7 @@ def sql_listing(query: ListingQuery, category_id: int | None, text: str | None =
 def index_listing(query: ListingQuery, category_id: int | None, text: str | None = None) -> tuple:
     found = listing._found(text, ranked=False)
     facets = listing._facets_indexed(fi.facet_index().current(), query, category_id, found)
-    return facets, _page(query, category_id, text, facets, listing._page_indexed)
+    return facets, _page(query, category_id, text, facets, lambda *a: listing._page_indexed(*a)[0])
 
 
 def _page(query, category_id, text, facets, read) -> tuple | None:
@@ -143,7 +143,7 @@ def test_every_sort_and_page_of_a_category_matches_sql_with_sold_out_products_la
     for sort in SORTS:
         for page in (1, 2, 3, 4):
             assert_same(ListingQuery(sort=sort, page=page, per_page=12), store["wear"].pk)
-    items = listing._page_indexed(ListingQuery(per_page=48), store["wear"].pk, None, 0)
+    items, _ = listing._page_indexed(ListingQuery(per_page=48), store["wear"].pk, None, 0)
     stock = [card.in_stock for card in items]
     assert stock == sorted(stock, reverse=True), "available products come first"
 
@@ -169,6 +169,50 @@ def test_a_page_costs_a_fixed_number_of_queries_with_the_index_fresh(store, sett
         product_listing(query=query, category_id=store["wear"].pk, facets=facets)
     assert len(facets_queries) == 1, "the freshness check; the counts come from memory"
     assert len(page_queries) == 1, "the cards, with the freshness check in the same statement"
+
+
+def test_a_page_counted_with_its_own_facets_costs_one_query_and_gives_what_sql_gives(store, settings):
+    """Without facets given (the page cache off), product_listing counts on the snapshot its page is read from:
+    one statement in all, the cards with the freshness check."""
+    settings.CATALOG_FACET_INDEX = True
+    rng = store["rng"]
+    categories = [None, *(store[name].pk for name in ("wear", "tops", "shoes", "tees", "home"))]
+    product_listing(query=ListingQuery(), category_id=None)  # builds the index
+    for _ in range(60):
+        query, category_id = random_query(rng), rng.choice(categories)
+        facets, items = sql_listing(query, category_id)
+        if items is None:
+            with pytest.raises(PageOutOfRange):
+                product_listing(query=query, category_id=category_id)
+            continue
+        with CaptureQueriesContext(connection) as queries:
+            got = product_listing(query=query, category_id=category_id)
+        assert (got.items, got.total, got.facets, got.in_stock_count) == (
+            items,
+            facets.total,
+            facets.facets,
+            facets.in_stock_count,
+        ), query
+        assert (got.price_floor, got.price_ceiling) == (facets.price_floor, facets.price_ceiling)
+        if items and not query.options and not query.brands:  # (a chosen value no product has: its label)
+            assert len(queries) == 1, [q["sql"][:80] for q in queries.captured_queries]
+
+
+def test_a_page_that_only_products_added_since_the_index_looked_fill_is_served(built):
+    """The snapshot a page is counted on is checked before it says "no such page": another process may have added
+    the products that make this page exist."""
+    query = ListingQuery(per_page=12)
+    before = product_listing(query=query, category_id=built["home"].pk)
+    for i in range(12):
+        make_product(f"Added Lamp {i}", built["home"], variants=[{"options": {"Colour": "Teal"}, "price": "5.00",
+                                                                  "stock": 2}])  # fmt: skip
+    later = product_listing(query=ListingQuery(per_page=12, page=before.num_pages + 1), category_id=built["home"].pk)
+    assert later.items
+    assert later.total == before.total + 12
+    changed = first_active(built["home"])
+    product_update(product_id=changed.pk, title="Lamp Renamed Since")
+    again = product_listing(query=ListingQuery(per_page=48), category_id=built["home"].pk)
+    assert "Lamp Renamed Since" in {card.title for card in again.items}
 
 
 # ---------------------------------------------------------------- staying right when products change
@@ -214,7 +258,7 @@ def test_a_product_going_out_of_stock_moves_behind_the_available_ones(built):
     for variant in product.variants.all():
         stock_set(sku=variant.sku, on_hand=0)
     facets, _ = index_listing(ListingQuery(in_stock=True), built["tees"].pk)
-    items = listing._page_indexed(ListingQuery(per_page=48), built["tees"].pk, None, 0)
+    items, _ = listing._page_indexed(ListingQuery(per_page=48), built["tees"].pk, None, 0)
     assert product.pk not in {card.id for card in items if card.in_stock}
     assert facets.total == Product.objects.filter(is_active=True, in_stock=True, category=built["tees"]).count()
     other_process_agrees(ListingQuery(in_stock=True), built["tees"].pk)
@@ -244,10 +288,10 @@ def test_a_product_deleted_long_after_its_last_change_is_found_by_the_card_read_
     Product.objects.update(updated_at=long_ago)  # every change is out of the window
     fi.facet_index().current()
     query = ListingQuery(per_page=48)
-    first = listing._page_indexed(query, store["wear"].pk, None, 0)[0]
+    first = listing._page_indexed(query, store["wear"].pk, None, 0)[0][0]
     Product.objects.filter(pk=first.id).delete()
     # the page finds the card gone, rebuilds and reads again
-    assert first.id not in {card.id for card in listing._page_indexed(query, store["wear"].pk, None, 0)}
+    assert first.id not in {card.id for card in listing._page_indexed(query, store["wear"].pk, None, 0)[0]}
     fi.facet_index().current()
     Product.objects.filter(pk=Product.objects.filter(is_active=True).order_by("-id")[0].pk).delete()
     monkeypatch.setattr(fi, "VERIFY_SECONDS", 0.0)  # the count of active products is compared now
