@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import pickle
 import threading
 from collections import defaultdict
 from collections.abc import Iterable
@@ -55,31 +56,48 @@ def category_tree() -> CategoryTree:
     return tree
 
 
+# The tree is kept in the cache as its pickle, and each process remembers the last pickle it read with the tree made
+# from it: the same bytes give the same tree without making it again (building 35 frozen dataclasses and their
+# lookups cost more than reading them), and any change gives other bytes.
+_last_read: tuple[bytes, CategoryTree] | None = None
+
+
 def _category_tree() -> CategoryTree:
+    global _last_read
     try:
-        tree = cache.get(TREE_CACHE_KEY)
+        blob = cache.get(TREE_CACHE_KEY)
     except Exception:  # cache unreachable: read the database instead of failing the page
         logger.warning("cache unavailable; reading the category tree from the database", exc_info=True)
-        tree = None
-    if tree is None:
-        rows = Category.objects.filter(is_active=True).values_list(
-            "id", "name", "slug", "parent_id", "description", "position"
-        )
-        by_parent: dict[int | None, list[tuple]] = defaultdict(list)
-        for row in sorted(rows, key=lambda r: (r[5], r[1])):
-            by_parent[row[3]].append(row)
-        ordered: list[CategoryInfo] = []
-
-        def walk(parent: int | None, depth: int) -> None:
-            for cid, name, slug, parent_id, description, _ in by_parent.get(parent, []):
-                ordered.append(CategoryInfo(cid, name, slug, parent_id, depth, description))
-                walk(cid, depth + 1)
-
-        walk(None, 0)  # a category under an inactive parent is hidden with it
-        tree = CategoryTree(tuple(ordered))
-        with contextlib.suppress(Exception):
-            cache.set(TREE_CACHE_KEY, tree, timeout=60 * 60)
+        blob = None
+    if isinstance(blob, bytes):
+        last = _last_read
+        if last is not None and last[0] == blob:
+            return last[1]
+        tree = pickle.loads(blob)  # noqa: S301 (written by this function, in the shop's own cache, as Django's are)
+        _last_read = (blob, tree)
+        return tree
+    tree = _tree_from_database()
+    with contextlib.suppress(Exception):
+        cache.set(TREE_CACHE_KEY, pickle.dumps(tree, protocol=pickle.HIGHEST_PROTOCOL), timeout=60 * 60)
     return tree
+
+
+def _tree_from_database() -> CategoryTree:
+    rows = Category.objects.filter(is_active=True).values_list(
+        "id", "name", "slug", "parent_id", "description", "position"
+    )
+    by_parent: dict[int | None, list[tuple]] = defaultdict(list)
+    for row in sorted(rows, key=lambda r: (r[5], r[1])):
+        by_parent[row[3]].append(row)
+    ordered: list[CategoryInfo] = []
+
+    def walk(parent: int | None, depth: int) -> None:
+        for cid, name, slug, parent_id, description, _ in by_parent.get(parent, []):
+            ordered.append(CategoryInfo(cid, name, slug, parent_id, depth, description))
+            walk(cid, depth + 1)
+
+    walk(None, 0)  # a category under an inactive parent is hidden with it
+    return CategoryTree(tuple(ordered))
 
 
 def product_categories(*, product_ids: Iterable[int]) -> dict[int, tuple[int, ...]]:

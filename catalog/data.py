@@ -26,7 +26,7 @@ SORTS = {
 MAX_OPTION_FILTERS = 3
 SEARCH_MAX_LENGTH = 200
 DID_YOU_MEAN_BELOW = 5  # a search finding fewer products than this suggests a spelling (ProductListing.did_you_mean)
-TREE_CACHE_KEY = "catalog:category-tree:v1"
+TREE_CACHE_KEY = "catalog:category-tree:v2"  # v2: the pickle of the tree, as bytes
 SIZE_ORDER = ["XXS", "XS", "S", "M", "L", "XL", "XXL", "3XL"]
 # Variant options are a JSON object, whose key order PostgreSQL does not keep: names are shown in this order.
 OPTION_ORDER = ["colour", "color", "size", "eu size", "waist", "length", "diameter", "capacity", "storage"]
