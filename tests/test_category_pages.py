@@ -257,3 +257,15 @@ def test_a_category_page_reads_the_category_tree_once_and_the_next_request_sees_
     categories.category_tree()  # outside a request: read every time, nothing kept
     categories.category_tree()
     assert len(reads) == 4
+
+
+def test_a_facet_value_with_markup_is_shown_as_text_and_sent_back_as_it_was(client):
+    wear = make_category("Wear")
+    make_product("Odd Tee", wear, variants=[{"options": {"Colour": '<script>alert("x")</script>'}, "price": "9.00",
+                                             "stock": 2}])  # fmt: skip
+    html = client.get(f"/c/{wear.slug}/").content.decode()
+    assert "<script>alert" not in html
+    assert 'value="&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;"' in html
+    chosen = client.get(f"/c/{wear.slug}/", {"o_colour": '<script>alert("x")</script>'})
+    assert "1 product" in chosen.content.decode()
+    assert "<script>alert" not in chosen.content.decode()
