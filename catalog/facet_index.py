@@ -8,7 +8,8 @@ value, from ProductOptionValue), and the in-stock and active products. A categor
 subtree (resolved from the live category tree, so moving or hiding categories needs no rebuild), ANDs the filters
 and counts each facet value with every filter but its own. The page is read from a permutation of the slots per
 sort (computed when first asked for), in-stock products first; its cards are then read from the database by id, so
-they are always fresh.
+they are always fresh. On PostgreSQL a snapshot also holds the products' search data (catalog.search_index), so a
+search's matches and their rank are found in memory as well.
 
 Freshness, across processes (nothing tells the index of a change; it finds changes in the database, so a change
 made by another process is seen as one made by this one): every use runs one query down the updated_at index
@@ -46,6 +47,8 @@ from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from catalog.models import Product, ProductOptionValue
+from catalog.search import Term
+from catalog.search_index import SearchIndex
 
 logger = logging.getLogger(__name__)
 
@@ -148,6 +151,7 @@ class Snapshot:
         built_at: float,
         verified_at: float,
         nulls_largest: bool,
+        search: SearchIndex | None = None,
         orders: dict[str, np.ndarray] | None = None,
     ) -> None:
         self.n = len(ids)
@@ -172,6 +176,7 @@ class Snapshot:
         self._sums = list(itertools.accumulate((_checksum(t) for t in self._times), initial=0))
         self.built_at, self.verified_at = built_at, verified_at
         self.nulls_largest = nulls_largest
+        self.search = search  # PostgreSQL: the products' search data (catalog.search_index); SQLite: None
         self._orders: dict[str, np.ndarray] = dict(orders or {})
         self._subtrees: dict[tuple[int, ...] | None, Subtree] = {}
 
@@ -202,6 +207,17 @@ class Snapshot:
     def among(self, subtree: Subtree, product_ids: Sequence[int]) -> Subtree:
         """Those products of the subtree that are among these (a search's results)."""
         return Subtree(self, subtree.bits & _bits_of(self.slots_of(product_ids)[1], self.n))
+
+    def among_matched(self, subtree: Subtree, matched: np.ndarray) -> Subtree:
+        """Those products of the subtree that a search matched (a boolean per slot: search_match)."""
+        return Subtree(self, subtree.bits & _bits(matched))
+
+    def search_match(self, terms: Sequence[Term]) -> tuple[np.ndarray, np.ndarray]:
+        """Which slots every term of a search matches (booleans, deactivated products included: a subtree's bits
+        leave them out), and their relevance (catalog.search_index)."""
+        if self.search is None:
+            raise RuntimeError("the facet index holds no search data on this database")
+        return self.search.match(terms, self.n)
 
     def slots_of(self, product_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """Which of these products the index holds (a boolean per id), and their slots."""
@@ -276,6 +292,13 @@ class Snapshot:
             wanted = np.concatenate((wanted, order[sold_out[skip : skip + count - len(wanted)]]))
         return [int(pk) for pk in self.ids[wanted]]
 
+    def page_scored(self, bits: int, scores: np.ndarray, start: int, count: int) -> list[int]:
+        """The ids at positions [start, start + count) of this set ordered as a search's SQL orders them: in stock
+        first, then by relevance (scores, one per slot: search_match), popularity (higher first) and id."""
+        slots = np.flatnonzero(_bit_array(bits, self.n))
+        order = np.lexsort((self.ids[slots], -self.popularity[slots], -scores[slots], ~self.in_stock_array[slots]))
+        return [int(pk) for pk in self.ids[slots[order[start : start + count]]]]
+
     def page_ranked(self, bits: int, ranked: Sequence[tuple[int, float | None]], start: int, count: int) -> list[int]:
         """The ids at positions [start, start + count) of these products ((id, relevance) pairs of a search) that
         are in the set, ordered as the SQL of a search orders them: in stock first, then by relevance (higher
@@ -307,6 +330,11 @@ def _or(parts: Iterable[int]) -> int:
 
 def _alias() -> str:
     return Product.objects.db
+
+
+def _searches() -> bool:
+    """Whether the snapshot holds the products' search data: on PostgreSQL (SQLite's search stays in SQL)."""
+    return connections[_alias()].vendor == "postgresql"
 
 
 def _nulls_largest() -> bool:
@@ -378,6 +406,7 @@ def build() -> tuple[Snapshot, dict[int, int]]:
         bits = _slots_bits((slot_of[pk] for pk in product_ids if pk in slot_of), n)
         if bits:
             options[option] = options.get(option, 0) | bits
+    search = SearchIndex.build(ids) if _searches() else None  # after the rows: see SearchIndex.build
     return Snapshot(
         ids=ids,
         cents=cents,
@@ -395,6 +424,7 @@ def build() -> tuple[Snapshot, dict[int, int]]:
         built_at=now,
         verified_at=now,
         nulls_largest=_nulls_largest(),
+        search=search,
     ), slot_of
 
 
@@ -482,6 +512,11 @@ def _patch(old: Snapshot, slot_of: dict[int, int], seen: Seen | None = None) -> 
         for option in own_options.get(pk, ()):
             options[option] = options.get(option, 0) | bit
 
+    search = None
+    if old.search is not None:
+        search = old.search.patched({pk: slot_of.get(pk, added.get(pk, -1)) for pk in active})
+        if search is None:  # too many texts changed since the build
+            return None
     brands = {key: b for key, b in brands.items() if b}
     brand_rank = old.brand_rank
     if any(name not in brand_rank for _slug, name in brands):
@@ -505,6 +540,7 @@ def _patch(old: Snapshot, slot_of: dict[int, int], seen: Seen | None = None) -> 
         built_at=old.built_at,
         verified_at=old.verified_at,
         nulls_largest=old.nulls_largest,
+        search=search,
         orders={sort: o for sort, o in old._orders.items() if sort not in resorted} if not grow else None,
     )
     slot_of.update(added)  # last: a patch that failed leaves slot_of as the snapshot in use has it

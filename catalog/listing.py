@@ -150,16 +150,57 @@ def _indexed() -> bool:
     return getattr(settings, "CATALOG_FACET_INDEX", True)
 
 
-def _found(text: str | None, *, ranked: bool) -> list[tuple[int, Any]] | None:
-    """The active products a search text matches, (id, relevance) pairs (relevance None unless ranked); None
-    without a text. One query (on SQLite, two: the typo candidates first)."""
+class _SqlMatches:
+    """A search's matching products read from SQL, (id, relevance) pairs (relevance None unless ranked): SQLite."""
+
+    def __init__(self, rows: list[tuple[int, Any]]) -> None:
+        self.rows = rows
+
+    def among(self, snapshot: Snapshot, subtree: Subtree) -> Subtree:
+        return snapshot.among(subtree, [pk for pk, _ in self.rows])
+
+    def page(self, snapshot: Snapshot, bits: int, start: int, count: int) -> list[int]:
+        return snapshot.page_ranked(bits, self.rows, start, count)
+
+
+class _IndexMatches:
+    """A search's matching products found in the facet index's memory (PostgreSQL: catalog.search_index), in
+    whichever snapshot the page is read from."""
+
+    def __init__(self, terms: tuple[_search.Term, ...]) -> None:
+        self.terms = terms
+        self._of: tuple[Snapshot, Any, Any] | None = None
+
+    def _on(self, snapshot: Snapshot) -> tuple[Any, Any]:
+        if self._of is None or self._of[0] is not snapshot:
+            self._of = (snapshot, *snapshot.search_match(self.terms))
+        return self._of[1], self._of[2]
+
+    def among(self, snapshot: Snapshot, subtree: Subtree) -> Subtree:
+        return snapshot.among_matched(subtree, self._on(snapshot)[0])
+
+    def page(self, snapshot: Snapshot, bits: int, start: int, count: int) -> list[int]:
+        return snapshot.page_scored(bits, self._on(snapshot)[1], start, count)
+
+
+_Found = _SqlMatches | _IndexMatches
+
+
+def _found(text: str | None, *, ranked: bool) -> _Found | None:
+    """The active products a search text matches; None without a text. With the facet index on PostgreSQL, its
+    terms (their stems: a statement the first time a word is seen), matched in memory; else one query (on
+    SQLite, two: the typo candidates first)."""
+    if not text:
+        return None
+    if _indexed() and _search.postgres():
+        return _IndexMatches(_search.postgres_terms(text[:SEARCH_MAX_LENGTH]))
     match = _match(text)
     if match is None:
         return None
     rows = Product.objects.filter(is_active=True).filter(match.condition).order_by()
     if ranked:
-        return list(rows.annotate(relevance=match.rank).values_list("id", "relevance"))
-    return [(pk, None) for pk in rows.values_list("id", flat=True)]
+        return _SqlMatches(list(rows.annotate(relevance=match.rank).values_list("id", "relevance")))
+    return _SqlMatches([(pk, None) for pk in rows.values_list("id", flat=True)])
 
 
 def _facets_sql(query: ListingQuery, category_id: int | None, text: str | None) -> ListingFacets:
@@ -270,13 +311,11 @@ class _Bits:
         return self.both(self.brand, self.price, self.stock, *self.options_except())
 
 
-def _bits(
-    snapshot: Snapshot, query: ListingQuery, category_id: int | None, found: list[tuple[int, Any]] | None
-) -> _Bits:
+def _bits(snapshot: Snapshot, query: ListingQuery, category_id: int | None, found: _Found | None) -> _Bits:
     ids = None if category_id is None else category_tree().descendant_ids(category_id)
     subtree = snapshot.subtree(ids)
     if found is not None:
-        subtree = snapshot.among(subtree, [pk for pk, _ in found])
+        subtree = found.among(snapshot, subtree)
     priced = query.price_min is not None or query.price_max is not None
     return _Bits(
         subtree=subtree,
@@ -288,7 +327,7 @@ def _bits(
 
 
 def _facets_indexed(
-    snapshot: Snapshot, query: ListingQuery, category_id: int | None, found: list[tuple[int, Any]] | None = None
+    snapshot: Snapshot, query: ListingQuery, category_id: int | None, found: _Found | None = None
 ) -> ListingFacets:
     """What _facets_sql counts, counted on the facet index's bitmaps (of a search's products: found): the same."""
     b = _bits(snapshot, query, category_id, found)
@@ -430,7 +469,7 @@ def _page_indexed(
     for _ in range(3):
         matching = _bits(snapshot, query, category_id, found).matching()
         if found is not None and ranked:
-            wanted = snapshot.page_ranked(matching, found, start, query.per_page)
+            wanted = found.page(snapshot, matching, start, query.per_page)
         else:
             wanted = snapshot.page(matching, query.sort, start, query.per_page)
         if not wanted:

@@ -1,13 +1,17 @@
-"""Product search. Private to catalog; catalog.listing (product_listing, product_suggest) and catalog.projection
-(which keeps the indexes in step) use it.
+"""Product search. Private to catalog; catalog.listing (product_listing, product_suggest), catalog.search_index
+(the facet index's search, on PostgreSQL) and catalog.projection (which keeps the indexes in step) use it.
 
-Every word of the query must match, as a word, a prefix (on SQLite any substring) or, for typos, by being close
-to a word of the title (and, on SQLite, the brand): pg_trgm's trigram similarity of at least FUZZY_THRESHOLD.
+Every word of the query must match:
 
-- PostgreSQL: full-text search over a weighted vector (title A, brand B, description C), each word a prefix
-  (`blue:*`), or each word trigram-close to the title (`%>`, its threshold set to FUZZY_THRESHOLD on every new
-  connection); ranked with ts_rank plus trigram word similarity of the whole text. Both are served by GIN
-  indexes (migration 0002).
+- PostgreSQL: a word matches a product when a lexeme of its weighted search_vector (title A, brand B,
+  description C; english stemming) starts with the word's own stem (to_tsquery('english', 'word:*'): "running"
+  matches "run", "runner"), or, for a word of 3 letters or more, when a word of its title (as
+  to_tsvector('simple') splits it) has a pg_trgm similarity() of at least FUZZY_THRESHOLD with it (typos).
+  Stop words ("the", "and") match everything. Rank: per word its best match, 10 in a title, 5 a typo of a title
+  word, 4 in the brand, 2 in the description (1 a lexeme without weight), summed over the words
+  (term_rank). The facet index answers this in memory (catalog.search_index); term_condition and term_rank are
+  the same definition in SQL, for the listing's SQL path (CATALOG_FACET_INDEX off) and for the tests that compare
+  the two. The words' stems come from PostgreSQL itself (one statement, remembered per word: stems()).
 - SQLite 3.34+: an FTS5 table with the trigram tokenizer (catalog_product_fts, migration 0008; one row per active
   product: title, brand, description) finds each word as a substring of any of the three. For typos, one MATCH
   of all the query words' trigrams over title and brand gives candidates (the best FUZZY_CANDIDATES by bm25),
@@ -30,16 +34,12 @@ import sqlite3
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
-from django.contrib.postgres.search import (
-    SearchQuery,
-    SearchRank,
-    SearchVector,
-    TrigramWordSimilarity,
-)
+from django.contrib.postgres.search import SearchVector, TrigramWordSimilarity
 from django.core.cache import cache
 from django.db import connections
-from django.db.models import Case, F, FloatField, Q, Value, When
+from django.db.models import BooleanField, Case, F, FloatField, Func, IntegerField, Q, Value, When
 from django.db.models.expressions import Expression, RawSQL
 
 from kernel.db import db_for_module
@@ -68,7 +68,8 @@ def _alias() -> str:
     return db_for_module("catalog")
 
 
-def _postgres() -> bool:
+def postgres() -> bool:
+    """Whether catalog's database is PostgreSQL (its search: full text, stems and trigrams)."""
     return connections[_alias()].vendor == "postgresql"
 
 
@@ -100,26 +101,126 @@ def prepare(text: str) -> Match:
     words = terms(text)
     if not words:
         return Match(Q(pk__in=[]), Value(0.0, output_field=FloatField()))
-    if _postgres():
-        return _postgres_match(words)
+    if postgres():
+        return _postgres_match(text)
     return _sqlite_match(words)
 
 
-def _postgres_match(words: list[str]) -> Match:
-    cleaned = " ".join(words)
-    prefixes = SearchQuery(" & ".join(f"{w}:*" for w in words), search_type="raw", config=CONFIG)
-    each = Q()
-    for w in words:  # each word a prefix of a lexeme, or close to a title word (its own threshold, below)
-        each &= Q(search_vector=SearchQuery(f"{w}:*", search_type="raw", config=CONFIG)) | Q(
-            title__trigram_word_similar=w
-        )
-    # all the words as prefixes (this also finds products when some words are stop words), or each word as a
-    # prefix or close to a title word; for one word the first is the second's own first half, read twice
-    condition = each if len(words) == 1 else Q(search_vector=prefixes) | each
-    return Match(
-        condition=condition,
-        rank=SearchRank(F("search_vector"), prefixes) + TrigramWordSimilarity(cleaned, "title") * Value(0.5),
-    )
+@dataclass(frozen=True)
+class Term:
+    """What one query word matches on PostgreSQL: a lexeme starting with each of its stems (to_tsquery gives
+    one, rarely several for a word its parser splits; all must match), or (fuzzy) a close title word."""
+
+    word: str
+    prefixes: tuple[str, ...]
+    fuzzy: bool
+
+
+_STEMS: dict[str, tuple[str, ...]] = {}  # word -> its stems: a function of the word and the database's config
+_STEMS_KEPT = 20_000
+_PREFIX = re.compile(r"'((?:[^']|'')*)':\*")
+
+
+def stems(words: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    """The stems of these words as to_tsquery('english', 'word:*') gives them (() for a stop word), from the
+    database: one statement for the words this process has not asked about yet."""
+    wanted = list(dict.fromkeys(words))
+    missing = [w for w in wanted if w not in _STEMS]
+    if missing:
+        with connections[_alias()].cursor() as cursor:
+            cursor.execute("SELECT w, to_tsquery(%s, w || ':*')::text FROM unnest(%s::text[]) AS w", [CONFIG, missing])
+            found = {w: tuple(p.replace("''", "'") for p in _PREFIX.findall(q)) for w, q in cursor.fetchall()}
+        if len(_STEMS) > _STEMS_KEPT:
+            _STEMS.clear()
+        _STEMS.update(found)
+        return {w: _STEMS.get(w, found.get(w, ())) for w in wanted}
+    return {w: _STEMS[w] for w in wanted}
+
+
+def postgres_terms(text: str) -> tuple[Term, ...]:
+    """The terms of a search text on PostgreSQL, its stop words left out."""
+    words = terms(text)
+    stemmed = stems(words)
+    found = {w: Term(w, stemmed[w], len(w) >= 3) for w in words if stemmed[w]}
+    return tuple(found.values())
+
+
+def _tsquery(prefixes: tuple[str, ...], weights: str = "") -> str:
+    """A tsquery literal (cast, not parsed again: the stems are PostgreSQL's own) of these prefixes."""
+    return " & ".join("'" + p.replace("'", "''") + "':*" + weights for p in prefixes)
+
+
+class _HasPrefixes(Func):
+    """search_vector @@ 'a tsquery literal' (cast, not parsed again by to_tsquery: the stems are PostgreSQL's own)."""
+
+    template = "(%(expressions)s::tsquery)"
+    arg_joiner = " @@ "
+    output_field = BooleanField()
+
+
+class _HasCloseWord(Func):
+    """A word of the title (as to_tsvector('simple') splits it) is trigram-close to the query word: similarity()
+    of at least FUZZY_THRESHOLD (a real, compared as a double, as pg_trgm compares its own thresholds)."""
+
+    output_field = BooleanField()
+
+    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+        (title, title_params), (word, word_params) = (compiler.compile(e) for e in self.get_source_expressions())
+        words = f"unnest(tsvector_to_array(to_tsvector('simple', {title})))"
+        sql = f"EXISTS (SELECT 1 FROM {words} AS w WHERE similarity(w, {word}) >= {FUZZY_THRESHOLD})"  # noqa: S608
+        return sql, [*title_params, *word_params]
+
+
+def _has(prefixes: tuple[str, ...], weights: str = "") -> _HasPrefixes:
+    return _HasPrefixes(F("search_vector"), Value(_tsquery(prefixes, weights)))
+
+
+def _close(word: str) -> _HasCloseWord:
+    return _HasCloseWord(F("title"), Value(word))
+
+
+def term_condition(term: Term) -> Q:
+    """The products a term matches, in SQL (what catalog.search_index finds in memory). A title with a word close
+    to the query word has a word_similarity() to it at least as high (the word's own trigrams are an extent of
+    the title's), so `title %> word`, served by the title's trigram index, finds the candidates first."""
+    if not term.fuzzy:
+        return Q(_has(term.prefixes))
+    return Q(_has(term.prefixes)) | (Q(title__trigram_word_similar=term.word) & Q(_close(term.word)))
+
+
+def term_rank(term: Term) -> Case:
+    """A term's score in SQL (catalog.search_index.CLASS_SCORES and FUZZY_SCORE): its best match."""
+    whens = [When(_has(term.prefixes, "A"), then=Value(10))]
+    if term.fuzzy:
+        whens.append(When(_close(term.word), then=Value(5)))
+    whens += [
+        When(_has(term.prefixes, "AB"), then=Value(4)),
+        When(_has(term.prefixes, "ABC"), then=Value(2)),
+        When(_has(term.prefixes), then=Value(1)),
+    ]
+    return Case(*whens, default=Value(0), output_field=IntegerField())
+
+
+def _postgres_match(text: str) -> Match:
+    found = postgres_terms(text)
+    if not found:
+        return Match(Q(pk__in=[]), Value(0, output_field=IntegerField()))
+    condition = Q()
+    rank: Expression | None = None
+    for term in found:
+        condition &= term_condition(term)
+        rank = term_rank(term) if rank is None else rank + term_rank(term)
+    return Match(condition=condition, rank=rank)
+
+
+def pg_trigrams(text: str) -> set[str]:
+    """pg_trgm's trigrams of a text: of each of its words (letters and digits), lowercased, padded with two spaces
+    in front and one behind."""
+    found: set[str] = set()
+    for word in _WORD.findall(text.lower()):
+        padded = f"  {word} "
+        found.update(padded[i : i + 3] for i in range(len(padded) - 2))
+    return found
 
 
 def word_similarity(word: str, own: set[str]) -> float:
@@ -197,14 +298,14 @@ def suggest_condition(text: str) -> Q:
     cleaned = " ".join(terms(text))
     if not cleaned:
         return Q(pk__in=[])
-    if _postgres():
+    if postgres():
         return Q(title__istartswith=cleaned) | Q(title__trigram_word_similar=cleaned)
     return Q(title__icontains=cleaned)
 
 
 def suggest_rank(text: str) -> Expression:
     cleaned = " ".join(terms(text))
-    if _postgres():
+    if postgres():
         return TrigramWordSimilarity(cleaned, "title")
     return Case(When(title__istartswith=cleaned, then=Value(1.0)), default=Value(0.5), output_field=FloatField())
 
@@ -259,7 +360,7 @@ def update_index(product_model, product_ids: Iterable[int]) -> None:
     ids = sorted(set(product_ids))
     if not ids:
         return
-    if _postgres():
+    if postgres():
         product_model.objects.filter(pk__in=ids).update(
             search_vector=SearchVector("title", weight="A", config=CONFIG)
             + SearchVector("brand_name", weight="B", config=CONFIG)

@@ -50,26 +50,39 @@ class Slot:
 # ---- candidate ids, cached
 
 
+def _key(name: str) -> str:
+    return "shop:recs:" + hashlib.sha256(name.encode()).hexdigest()[:32]
+
+
 def _ids(name: str, compute: Callable[[], Iterable[int]]) -> tuple[int, ...]:
     """compute()'s ids, cached; () when recommendations cannot answer (not cached: the next request tries again)."""
-    key = "shop:recs:" + hashlib.sha256(name.encode()).hexdigest()[:32]
+    return _ids_many((name, compute))[0]
+
+
+def _ids_many(*wanted: tuple[str, Callable[[], Iterable[int]]]) -> list[tuple[int, ...]]:
+    """_ids of each (name, compute), the cached ones read in one round trip to the cache."""
+    keys = [_key(name) for name, _ in wanted]
     try:
-        found = cache.get(key)
+        cached = cache.get_many(keys)
     except Exception:  # the cache is down: ask recommendations directly
-        logger.warning("cache unavailable; recommendations %s computed uncached", name, exc_info=True)
-        found = None
-    if found is not None:
-        return found
-    try:
-        found = tuple(int(pk) for pk in compute())
-    except Exception:  # recommendations' database down (RecommendationsUnavailable) or any other failure there
-        logger.warning("recommendations unavailable; slot %s left out", name, exc_info=True)
-        return ()
-    try:
-        cache.set(key, found, timeout=settings.SHOP_RECS_IDS_SECONDS)
-    except Exception:
-        logger.warning("cache unavailable; recommendations %s not stored", name, exc_info=True)
-    return found
+        logger.warning("cache unavailable; recommendations computed uncached", exc_info=True)
+        cached = {}
+    results = []
+    for key, (name, compute) in zip(keys, wanted, strict=True):
+        found = cached.get(key)
+        if found is None:
+            try:
+                found = tuple(int(pk) for pk in compute())
+            except Exception:  # recommendations' database down (RecommendationsUnavailable) or any other failure
+                logger.warning("recommendations unavailable; slot %s left out", name, exc_info=True)
+                results.append(())
+                continue
+            try:
+                cache.set(key, found, timeout=settings.SHOP_RECS_IDS_SECONDS)
+            except Exception:
+                logger.warning("cache unavailable; recommendations %s not stored", name, exc_info=True)
+        results.append(found)
+    return results
 
 
 def _seeds_name(product_ids: Iterable[int]) -> str:
@@ -77,7 +90,11 @@ def _seeds_name(product_ids: Iterable[int]) -> str:
 
 
 def _best_sellers(category_id: int | None) -> tuple[int, ...]:
-    return _ids(f"best:{category_id}", lambda: recs.best_sellers(category_id=category_id, limit=3 * SLOT_SIZE))
+    return _ids(*_best_sellers_read(category_id))
+
+
+def _best_sellers_read(category_id: int | None) -> tuple[str, Callable[[], Iterable[int]]]:
+    return f"best:{category_id}", lambda: recs.best_sellers(category_id=category_id, limit=3 * SLOT_SIZE)
 
 
 # ---- cards
@@ -104,8 +121,12 @@ def _cards(
 def also_bought(*, product_id: int, category_id: int | None, cart_product_ids: Iterable[int] = ()) -> Slot | None:
     """Product page: "Customers who bought this also bought", filled from the category's best sellers, then the
     shop's, when the product has too few related products (cold start)."""
-    related = _ids(f"related:{product_id}", lambda: recs.related_products(product_id=product_id, limit=SLOT_SIZE))
-    fill = _best_sellers(category_id) + _best_sellers(None)
+    related, in_category, in_shop = _ids_many(
+        (f"related:{product_id}", lambda: recs.related_products(product_id=product_id, limit=SLOT_SIZE)),
+        _best_sellers_read(category_id),
+        _best_sellers_read(None),
+    )
+    fill = in_category + in_shop
     cards = _cards(related + fill, exclude={product_id, *cart_product_ids})
     if not cards:
         return None

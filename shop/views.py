@@ -41,7 +41,7 @@ from shop.cart_views import cart_storage
 from shop.forms import ListingForm, page_number, search_text
 from shop.info_pages import render_content
 from shop.models import InfoPage
-from shop.templatetags.shop_tags import availability, money
+from shop.templatetags.shop_tags import availability, money, slug_url
 
 CSRF_MARKER = b"<!--csrf-->"
 RECS_MARKER = b"<!--recs-->"  # where a page's recommendation slots go (rendered outside its cacheable part)
@@ -441,7 +441,7 @@ def product(request: HttpRequest, slug: str) -> HttpResponse:
         gallery = detail.images_for(detail.colour_of(chosen))
         breadcrumbs = category_tree().ancestors(detail.category_id)
         origin = request.build_absolute_uri("/").rstrip("/")
-        canonical = origin + reverse("shop:product", args=[detail.slug])
+        canonical = origin + slug_url("shop:product", detail.slug)
         return _render_part(
             "product",
             {
@@ -514,7 +514,7 @@ def _product_ld(detail: ProductDetail, canonical: str, origin: str) -> dict:
 def _breadcrumb_ld(breadcrumbs: tuple[CategoryInfo, ...], title: str, origin: str) -> dict:
     items = [{"@type": "ListItem", "position": 1, "name": "Home", "item": origin + "/"}]
     for crumb in breadcrumbs:
-        item = origin + reverse("shop:category", args=[crumb.slug])
+        item = origin + slug_url("shop:category", crumb.slug)
         items.append({"@type": "ListItem", "position": len(items) + 1, "name": crumb.name, "item": item})
     items.append({"@type": "ListItem", "position": len(items) + 1, "name": title})
     return {"@context": "https://schema.org", "@type": "BreadcrumbList", "itemListElement": items}

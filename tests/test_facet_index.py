@@ -59,6 +59,10 @@ def assert_same(query: ListingQuery, category_id: int | None, text: str | None =
 
 @pytest.fixture
 def store(db):
+    return make_store()
+
+
+def make_store() -> dict:
     """Two top categories with subcategories, four brands, 90 products of random options, prices, stock,
     featured flags, popularity and dates; a few without a brand, without variants (no price) or inactive."""
     rng = random.Random(17)
