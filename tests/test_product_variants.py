@@ -252,3 +252,31 @@ def test_staff_link_a_picture_to_a_colour_in_the_admin(client, tee):
     assert any(
         "is for the colour “Purple”, which no variant has (the variants' colours: Navy, Rose)" in m for m in shown
     )
+
+
+@pytest.mark.postgres
+def test_the_product_pages_one_read_on_postgresql_gives_what_its_three_reads_give(db):
+    """On PostgreSQL the product page reads its product, variants and pictures in one statement (JSON lists);
+    elsewhere in three. Both give the same rows: prices as Decimals, options, stock, missing stock rows, pictures."""
+    from catalog import detail
+    from catalog.models import ProductImage, StockItem, Variant
+    from kernel.db import db_for_module, prepared_rows
+
+    shelf = make_category("Shelf")
+    product = make_product("Fjord Coat", shelf, variants=[
+        {"options": {"Colour": "Navy", "Size": "M"}, "price": "129.90", "compare_at_price": "149.00", "stock": 3},
+        {"options": {"Colour": "Rust", "Size": "L"}, "price": "99.00", "stock": 0, "reserved": 0},
+        {"options": {"Colour": "Rust", "Size": "S"}, "price": "0.50", "stock": 7, "reserved": 2},
+    ], attributes={"Fabric": "Wool", "Care": "Dry clean"})  # fmt: skip
+    first, second, third = Variant.objects.filter(product=product).order_by("position")
+    StockItem.objects.filter(variant=second).delete()  # a variant without a stock row
+    Variant.objects.filter(pk=third.pk).update(position=0)  # shown first, by position then id
+    ProductImage.objects.create(product=product, image="p/a.jpg", alt_text="Front", colour="Navy", position=2)
+    ProductImage.objects.create(product=product, image="p/b.jpg", alt_text="Back", position=1)
+    alias = db_for_module("catalog")
+    row, variants, images = detail._read_in_one(alias, product.slug)
+    assert [row] == prepared_rows("catalog.product_by_slug", detail._product_by_slug, product.slug, using=alias)
+    assert variants == prepared_rows("catalog.product_variants", detail._product_variants, product.pk, using=alias)
+    assert images == prepared_rows("catalog.product_images", detail._product_images, product.pk, using=alias)
+    assert [v[0] for v in variants] == [first.pk, third.pk, second.pk]
+    assert detail._read_in_one(alias, "no-such-product") is None
