@@ -124,17 +124,17 @@ _PREFIX = re.compile(r"'((?:[^']|'')*)':\*")
 def stems(words: Iterable[str]) -> dict[str, tuple[str, ...]]:
     """The stems of these words as to_tsquery('english', 'word:*') gives them (() for a stop word), from the
     database: one statement for the words this process has not asked about yet."""
-    wanted = list(dict.fromkeys(words))
-    missing = [w for w in wanted if w not in _STEMS]
+    found = {w: _STEMS.get(w) for w in dict.fromkeys(words)}  # .get: another thread may clear it meanwhile
+    missing = [w for w, known in found.items() if known is None]
     if missing:
         with connections[_alias()].cursor() as cursor:
             cursor.execute("SELECT w, to_tsquery(%s, w || ':*')::text FROM unnest(%s::text[]) AS w", [CONFIG, missing])
-            found = {w: tuple(p.replace("''", "'") for p in _PREFIX.findall(q)) for w, q in cursor.fetchall()}
+            read = {w: tuple(p.replace("''", "'") for p in _PREFIX.findall(q)) for w, q in cursor.fetchall()}
         if len(_STEMS) > _STEMS_KEPT:
             _STEMS.clear()
-        _STEMS.update(found)
-        return {w: _STEMS.get(w, found.get(w, ())) for w in wanted}
-    return {w: _STEMS[w] for w in wanted}
+        _STEMS.update(read)
+        found.update((w, read.get(w, ())) for w in missing)
+    return found  # type: ignore[return-value]
 
 
 def postgres_terms(text: str) -> tuple[Term, ...]:
