@@ -104,20 +104,19 @@ class SearchIndex:
     """The search data of one snapshot (never changed once made: a patch makes another)."""
 
     def __init__(
-        self, *, lexemes: Postings, words: Postings, counts: tuple[np.ndarray, np.ndarray], delta: dict[int, Own]
+        self,
+        *,
+        lexemes: Postings,
+        words: Postings,
+        counts: tuple[np.ndarray, np.ndarray],
+        delta: dict[int, Own],
+        grams: tuple[dict[str, np.ndarray], np.ndarray] | None = None,
     ) -> None:
         self.lexemes, self.words, self.delta = lexemes, words, delta
         self.counts = counts  # per slot of the build: how many lexemes, and how many words, the postings give it
         self._stale = np.fromiter(delta, dtype=np.int64, count=len(delta))  # their postings are out of date
-        grams: dict[str, list[int]] = defaultdict(list)
-        sizes = []
-        for k, word in enumerate(words.keys):
-            own = pg_trigrams(word)
-            sizes.append(len(own))
-            for gram in own:
-                grams[gram].append(k)
-        self._grams = {gram: np.array(ks, dtype=np.int32) for gram, ks in grams.items()}
-        self._sizes = np.array(sizes, dtype=np.float32)
+        self._delta_words = frozenset(word for own in delta.values() for word in own.words)
+        self._grams, self._sizes = grams if grams is not None else _trigram_table(words.keys)
 
     # ---------------------------------------------------------------- building and patching
     @classmethod
@@ -163,7 +162,8 @@ class SearchIndex:
             return None
         if delta == self.delta:
             return self
-        return SearchIndex(lexemes=self.lexemes, words=self.words, counts=self.counts, delta=delta)
+        grams = (self._grams, self._sizes)  # the postings' words are the build's: so is their trigram table
+        return SearchIndex(lexemes=self.lexemes, words=self.words, counts=self.counts, delta=delta, grams=grams)
 
     def _in_postings(self, slot: int, own: Own) -> bool:
         """Whether the postings hold exactly this product's search data."""
@@ -201,11 +201,14 @@ class SearchIndex:
         if term.fuzzy:
             close = self._close_words(term.word)
             if len(close):
-                score[self.words.of_keys(close)] = np.maximum(score[self.words.of_keys(close)], FUZZY_SCORE)
+                slots = self.words.of_keys(close)
+                score[slots] = np.maximum(score[slots], FUZZY_SCORE)
         if len(self._stale):  # the products whose text changed since the build: their own words, not the postings
             score[self._stale] = 0
+            # each distinct word of theirs compared once, however many of them share it
+            close_words = {w for w in self._delta_words if _similar(term.word, w)} if term.fuzzy else set()
             for slot, own in self.delta.items():
-                score[slot] = own_score(own, term)
+                score[slot] = own_score(own, term, close_words)
         return score
 
     def _close_words(self, word: str) -> np.ndarray:
@@ -220,17 +223,30 @@ class SearchIndex:
         return np.flatnonzero(similarity.astype(np.float64) >= FUZZY_THRESHOLD)
 
 
-def own_score(own: Own, term: Term) -> int:
-    """A term's score for one product's own search data (the products re-read since the build)."""
+def own_score(own: Own, term: Term, close_words: frozenset[str] | set[str]) -> int:
+    """A term's score for one product's own search data (the products re-read since the build); close_words: the
+    words close to the term's (_similar)."""
     best = None
     for prefix in term.prefixes:
         classes = [c for lexeme, c in own.lexemes if lexeme.startswith(prefix)]
         part = max(classes, default=-1)
         best = part if best is None else min(best, part)
     score = CLASS_SCORES[best] if best is not None and best >= 0 else 0
-    if term.fuzzy and score < FUZZY_SCORE and any(_similar(term.word, word) for word in own.words):
+    if term.fuzzy and score < FUZZY_SCORE and any(word in close_words for word in own.words):
         score = FUZZY_SCORE
     return score
+
+
+def _trigram_table(words: Sequence[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """For typos: trigram -> the indexes of the words that have it, and each word's number of trigrams."""
+    grams: dict[str, list[int]] = defaultdict(list)
+    sizes = []
+    for k, word in enumerate(words):
+        own = pg_trigrams(word)
+        sizes.append(len(own))
+        for gram in own:
+            grams[gram].append(k)
+    return {gram: np.array(ks, dtype=np.int32) for gram, ks in grams.items()}, np.array(sizes, dtype=np.float32)
 
 
 def _similar(word: str, other: str) -> bool:
